@@ -1,0 +1,192 @@
+// A small RAII layer over the HDF5 C API (after HighFive's design).
+//
+//  - Every call is checked; a failure throws fsbi::h5::Error whose message names the file/object,
+//    the operation, and the HDF5 error stack folded into one line.
+//  - Handles close in noexcept destructors; handles are move-only.
+//  - Numbered API names only (H5Dopen2, H5Acreate2, ...): Debian maps unnumbered names to 1.8.
+//  - HDF5's automatic error printing is switched off once per process; errors come back as
+//    exceptions instead of text on stderr.
+//  - Not thread-safe beyond what HDF5 itself guarantees: fsbi touches HDF5 from one thread.
+//
+// Files are created with the oldest format bounds that hold what fsbi writes (superblock v0:
+// no "file is open" status flags, so a file whose writer was killed still opens), link and
+// attribute creation order tracked and indexed (netCDF-4 readers need it), and no object
+// timestamps (so two runs that write the same data write the same bytes).
+#pragma once
+
+#include <hdf5.h>
+
+#include <cstdint>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace fsbi::h5 {
+
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Owning hid_t. close_fn is H5Fclose/H5Gclose/H5Dclose/H5Aclose/H5Sclose/H5Tclose/H5Pclose.
+class Handle {
+ public:
+  Handle() = default;
+  Handle(hid_t id, herr_t (*close_fn)(hid_t)) : id_(id), close_(close_fn) {}
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  Handle(Handle&& o) noexcept : id_(std::exchange(o.id_, H5I_INVALID_HID)), close_(o.close_) {}
+  Handle& operator=(Handle&& o) noexcept {
+    if (this != &o) {
+      reset();
+      id_ = std::exchange(o.id_, H5I_INVALID_HID);
+      close_ = o.close_;
+    }
+    return *this;
+  }
+  ~Handle() { reset(); }
+  hid_t id() const { return id_; }
+  bool valid() const { return id_ >= 0; }
+  void reset() noexcept {
+    if (id_ >= 0 && close_) close_(id_);
+    id_ = H5I_INVALID_HID;
+  }
+
+ private:
+  hid_t id_ = H5I_INVALID_HID;
+  herr_t (*close_)(hid_t) = nullptr;
+};
+
+enum class DType { f64, f32, i64, i32, i8, u64 };
+
+// Attribute helpers shared by files, groups and datasets (anything with an hid_t).
+class Object {
+ public:
+  hid_t id() const { return h_.id(); }
+  const std::string& path() const { return path_; }  // "file.h5:/simulations/theta" for messages
+
+  bool has_attribute(std::string_view name) const;
+  // Writing an attribute that exists replaces it (same type and shape or not).
+  void set_attribute(std::string_view name, std::string_view value);  // variable-length UTF-8
+  void set_attribute(std::string_view name, const char* value) { set_attribute(name, std::string_view(value)); }
+  void set_attribute(std::string_view name, double value);
+  void set_attribute(std::string_view name, std::int64_t value);
+  void set_attribute(std::string_view name, std::uint64_t value);
+  void set_attribute(std::string_view name, std::int32_t value);
+  void set_attribute(std::string_view name, std::span<const double> values);
+  void set_attribute(std::string_view name, std::span<const std::int64_t> values);
+  void set_attribute(std::string_view name, const std::vector<std::string>& values);  // vlen strings
+  // Readers convert between numeric types where the value is exactly representable; a missing
+  // attribute or an impossible conversion throws Error naming the object and attribute.
+  std::string attribute_string(std::string_view name) const;
+  double attribute_double(std::string_view name) const;
+  std::int64_t attribute_int(std::string_view name) const;
+  std::uint64_t attribute_uint(std::string_view name) const;
+  std::vector<double> attribute_doubles(std::string_view name) const;
+  std::vector<std::int64_t> attribute_ints(std::string_view name) const;
+  std::vector<std::string> attribute_strings(std::string_view name) const;
+  std::vector<std::string> attribute_names() const;
+
+ protected:
+  Object() = default;
+  Object(Handle h, std::string path) : h_(std::move(h)), path_(std::move(path)) {}
+  Handle h_;
+  std::string path_;
+};
+
+struct DatasetOptions {
+  // Chunked with an unlimited first dimension when chunk_rows > 0; contiguous otherwise.
+  std::uint64_t chunk_rows = 0;
+  // Allocate all storage (and the chunk index) at creation, never write fill values. A dataset
+  // created like this changes no file metadata when written within its extent: writes are raw
+  // data only, so a process killed mid-run leaves every earlier write and all metadata intact.
+  bool allocate_early = false;
+  // Size of the raw-data chunk cache in bytes (per dataset); 0 = HDF5's default.
+  std::size_t chunk_cache_bytes = 0;
+  int deflate_level = 0;  // 0 = no compression (fsbi's default: see docs/file-format.md)
+};
+
+class Dataset : public Object {
+ public:
+  Dataset() = default;
+  Dataset(Handle h, std::string path) : Object(std::move(h), std::move(path)) {}
+
+  std::vector<std::uint64_t> shape() const;
+  DType dtype() const;  // of the stored data; throws for types fsbi does not use
+
+  // Row-block I/O on a 1-D or 2-D dataset: rows [row0, row0 + n) of width cols (1 for 1-D).
+  // `data` is row-major. Writing beyond the current extent throws (call set_extent first).
+  void write_rows(std::uint64_t row0, std::uint64_t n, std::span<const double> data);
+  void write_rows(std::uint64_t row0, std::uint64_t n, std::span<const std::int64_t> data);
+  void write_rows(std::uint64_t row0, std::uint64_t n, std::span<const std::int32_t> data);
+  void write_rows(std::uint64_t row0, std::uint64_t n, std::span<const std::int8_t> data);
+  void read_rows(std::uint64_t row0, std::uint64_t n, std::span<double> out) const;
+  void read_rows(std::uint64_t row0, std::uint64_t n, std::span<std::int64_t> out) const;
+  void read_rows(std::uint64_t row0, std::uint64_t n, std::span<std::int32_t> out) const;
+  // Whole dataset, converted to the requested type by HDF5 (row-major).
+  std::vector<double> read_all_double() const;
+  std::vector<std::int64_t> read_all_int() const;
+  std::vector<std::string> read_all_strings() const;  // 1-D variable- or fixed-length strings
+  // Fixed-length string rows (width bytes each, NUL-padded) for failure messages.
+  void write_string_rows(std::uint64_t row0, std::span<const std::string> rows);
+
+  // Changes the first dimension (chunked datasets only).
+  void set_extent_rows(std::uint64_t rows);
+  // Writes this dataset's cached raw data to the file (H5Dflush).
+  void flush();
+};
+
+class Group : public Object {
+ public:
+  Group() = default;
+  Group(Handle h, std::string path, std::string file_name)
+      : Object(std::move(h), std::move(path)), file_name_(std::move(file_name)) {}
+
+  bool exists(std::string_view name) const;  // a link of that name (may be a/b/c)
+  Group create_group(std::string_view name);  // creation order tracked and indexed
+  Group open_group(std::string_view name) const;  // throws Error "FILE: no group /a/b" if missing
+  // Shape: {rows, cols} (2-D) or {rows} (1-D). The first dimension of a chunked dataset is
+  // unlimited.
+  Dataset create_dataset(std::string_view name, DType type, std::vector<std::uint64_t> shape,
+                         const DatasetOptions& options = {});
+  // Fixed-length string dataset of `rows` entries of `width` bytes.
+  Dataset create_string_dataset(std::string_view name, std::uint64_t rows, std::size_t width,
+                                const DatasetOptions& options = {});
+  // 1-D variable-length UTF-8 strings.
+  Dataset create_string_dataset(std::string_view name, const std::vector<std::string>& values);
+  Dataset open_dataset(std::string_view name) const;  // throws Error naming file and path
+  std::vector<std::string> children() const;  // link names in creation order
+  const std::string& file_name() const { return file_name_; }
+
+ private:
+  std::string file_name_;
+};
+
+enum class Access { read_only, read_write };
+
+class File : public Group {
+ public:
+  // Creates (truncating) a file.
+  static File create(const std::string& filename);
+  // Opens an existing file. A missing path, a directory, or a file that is not HDF5 throws Error
+  // with a one-line message naming the path ("x.h5: not an HDF5 file").
+  static File open(const std::string& filename, Access access = Access::read_only);
+
+  const std::string& filename() const { return file_name(); }
+  void flush();  // H5Fflush(H5F_SCOPE_LOCAL)
+  void close();  // explicit close that throws on failure (the destructor never throws)
+
+ private:
+  using Group::Group;
+};
+
+// Turns off HDF5's automatic error printing for the process (idempotent).
+void silence_hdf5_errors();
+
+// The library version, "1.10.8".
+std::string hdf5_version();
+
+}  // namespace fsbi::h5

@@ -1,0 +1,1 @@
+#include <fsbi/sdk.hpp>

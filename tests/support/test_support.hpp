@@ -1,0 +1,47 @@
+// Shared helpers for fsbi's tests: scratch folders, running the real `fsbi` binary as a
+// subprocess, and announcing seeds.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace fsbi::test {
+
+// A fresh folder under the system temp dir, removed (recursively) on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+struct CommandResult {
+  int exit_code = -1;   // exit status, or 128 + signal if killed by a signal
+  std::string out;      // stdout
+  std::string err;      // stderr
+};
+
+// Runs argv[0] with arguments, no shell, capturing stdout and stderr. `env` entries
+// ("KEY=VALUE") are added to the inherited environment.
+CommandResult run(const std::vector<std::string>& argv, const std::vector<std::string>& env = {});
+
+// Runs the fsbi CLI built with the tests, with the bundled simulators on the plugin path.
+CommandResult run_fsbi(const std::vector<std::string>& args, const std::vector<std::string>& env = {});
+
+std::string cli_path();                     // the fsbi executable under test
+std::string bundled_plugin_dir();          // where the bundled simulators are built
+std::string fixture_plugin(const std::string& name);  // path of a test fixture plugin
+std::string shared_dir();                   // ../shared beside the project (sbibm data)
+
+// Prints "[seed] <what> = <seed>" so a failing run can be reproduced, and returns the seed.
+std::uint64_t announce_seed(const std::string& what, std::uint64_t seed);
+
+}  // namespace fsbi::test

@@ -39,8 +39,16 @@ class CounterRng {
     return block_.v[used_++];
   }
 
-  // Uniform on the open interval (0, 1): 53 random bits, centred in their cell, never 0 or 1.
-  double uniform() { return (static_cast<double>(next_u64() >> 11) + 0.5) * 0x1.0p-53; }
+  // Uniform on the open interval (0, 1), never 0 or 1: one raw word mapped by unit_interval().
+  double uniform() { return unit_interval(next_u64()); }
+
+  // The map from a raw word to (0, 1): its top 52 bits k give (k + 1/2)·2^-52, the centre of
+  // the k-th of 2^52 equal cells. k + 1/2 < 2^52 needs 53 significant bits, so every step is
+  // exact: the result lies in [2^-53, 1 - 2^-53] and the distribution is symmetric about 1/2.
+  // (With 53 bits, k + 1/2 would need 54 and round to even, sending the top word to exactly 1.)
+  static constexpr double unit_interval(std::uint64_t word) {
+    return (static_cast<double>(word >> 12) + 0.5) * 0x1.0p-52;
+  }
 
   double uniform(double low, double high) { return low + (high - low) * uniform(); }
 

@@ -12,10 +12,18 @@
 // no "file is open" status flags, so a file whose writer was killed still opens), link and
 // attribute creation order tracked and indexed (netCDF-4 readers need it), and no object
 // timestamps (so two runs that write the same data write the same bytes).
+//
+// Files are opened with the "strong" close degree: File::close() (and ~File) closes every group,
+// dataset and attribute still open in that file, so everything is on disk (in the OS) when
+// close() returns. Groups and Datasets that outlive their File are dead: using them throws.
+//
+// Debian's HDF5 is built thread-safe, which keeps the error-printing switch per thread; every
+// function here switches printing off for the calling thread before it calls HDF5.
 #pragma once
 
 #include <hdf5.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <stdexcept>
@@ -50,6 +58,8 @@ class Handle {
   ~Handle() { reset(); }
   hid_t id() const { return id_; }
   bool valid() const { return id_ >= 0; }
+  // Gives up ownership without closing (for closes that must report failure).
+  hid_t release() noexcept { return std::exchange(id_, H5I_INVALID_HID); }
   void reset() noexcept {
     if (id_ >= 0 && close_) close_(id_);
     id_ = H5I_INVALID_HID;
@@ -103,6 +113,11 @@ struct DatasetOptions {
   // Allocate all storage (and the chunk index) at creation, never write fill values. A dataset
   // created like this changes no file metadata when written within its extent: writes are raw
   // data only, so a process killed mid-run leaves every earlier write and all metadata intact.
+  // The protocol (pinned by tests/framework/test_h5.cpp's kill -9 test): create every dataset,
+  // File::flush() once, then per block write_rows + Dataset::flush(), then write and flush a
+  // progress counter (itself allocate_early). Each ingredient matters: without File::flush the
+  // object headers are not on disk, without Dataset::flush rows sit in the chunk cache, and with
+  // late allocation (or set_extent_rows without File::flush) the chunk index is not on disk.
   bool allocate_early = false;
   // Size of the raw-data chunk cache in bytes (per dataset); 0 = HDF5's default.
   std::size_t chunk_cache_bytes = 0;
@@ -123,19 +138,25 @@ class Dataset : public Object {
   void write_rows(std::uint64_t row0, std::uint64_t n, std::span<const std::int64_t> data);
   void write_rows(std::uint64_t row0, std::uint64_t n, std::span<const std::int32_t> data);
   void write_rows(std::uint64_t row0, std::uint64_t n, std::span<const std::int8_t> data);
+  void write_rows(std::uint64_t row0, std::uint64_t n, std::span<const std::uint64_t> data);
   void read_rows(std::uint64_t row0, std::uint64_t n, std::span<double> out) const;
   void read_rows(std::uint64_t row0, std::uint64_t n, std::span<std::int64_t> out) const;
   void read_rows(std::uint64_t row0, std::uint64_t n, std::span<std::int32_t> out) const;
+  void read_rows(std::uint64_t row0, std::uint64_t n, std::span<std::int8_t> out) const;
+  void read_rows(std::uint64_t row0, std::uint64_t n, std::span<std::uint64_t> out) const;
   // Whole dataset, converted to the requested type by HDF5 (row-major).
   std::vector<double> read_all_double() const;
   std::vector<std::int64_t> read_all_int() const;
   std::vector<std::string> read_all_strings() const;  // 1-D variable- or fixed-length strings
-  // Fixed-length string rows (width bytes each, NUL-padded) for failure messages.
+  // Fixed-length string rows (width bytes each, NUL-padded) for failure messages. A longer string
+  // is cut to the width at a UTF-8 character boundary.
   void write_string_rows(std::uint64_t row0, std::span<const std::string> rows);
 
-  // Changes the first dimension (chunked datasets only).
+  // Changes the first dimension (chunked datasets only); shrinking discards rows. This changes
+  // file metadata: call File::flush() afterwards before relying on crash consistency again.
   void set_extent_rows(std::uint64_t rows);
-  // Writes this dataset's cached raw data to the file (H5Dflush).
+  // Writes this dataset's cached raw data to the file (H5Dflush). With an allocate_early dataset
+  // written within its extent, everything written before flush() survives a kill of the process.
   void flush();
 };
 
@@ -157,7 +178,9 @@ class Group : public Object {
                                 const DatasetOptions& options = {});
   // 1-D variable-length UTF-8 strings.
   Dataset create_string_dataset(std::string_view name, const std::vector<std::string>& values);
-  Dataset open_dataset(std::string_view name) const;  // throws Error naming file and path
+  // Throws Error naming file and path ("FILE: no dataset /a/b"). chunk_cache_bytes as in
+  // DatasetOptions (0 = HDF5's default), for a run that resumes writing.
+  Dataset open_dataset(std::string_view name, std::size_t chunk_cache_bytes = 0) const;
   std::vector<std::string> children() const;  // link names in creation order
   const std::string& file_name() const { return file_name_; }
 
@@ -171,19 +194,24 @@ class File : public Group {
  public:
   // Creates (truncating) a file.
   static File create(const std::string& filename);
+  // Opening read_write uses the same format bounds as create, so a file in a newer format (e.g.
+  // h5py with libver="latest": superblock v3) opens read-only only; read_only opens any file.
   // Opens an existing file. A missing path, a directory, or a file that is not HDF5 throws Error
   // with a one-line message naming the path ("x.h5: not an HDF5 file").
   static File open(const std::string& filename, Access access = Access::read_only);
 
   const std::string& filename() const { return file_name(); }
   void flush();  // H5Fflush(H5F_SCOPE_LOCAL)
-  void close();  // explicit close that throws on failure (the destructor never throws)
+  // Explicit close that throws on failure (the destructor never throws). Closes every object
+  // still open in the file first (strong close degree). A second close() does nothing.
+  void close();
 
  private:
   using Group::Group;
 };
 
-// Turns off HDF5's automatic error printing for the process (idempotent).
+// Turns off HDF5's automatic error printing for the calling thread (idempotent; thread-safe
+// HDF5 keeps this setting per thread). Every function in this layer calls it itself.
 void silence_hdf5_errors();
 
 // The library version, "1.10.8".

@@ -22,7 +22,7 @@
  *  - all randomness comes from the host's per-simulation streams (fsbi_rng), so a run is a pure
  *    function of (run seed, simulation index) whatever the thread count or batch size.
  *
- * Most authors do not write against this header directly: <fsbi/simulator.hpp> turns one C++
+ * Most authors do not write against this header directly: <fsbi/sdk.hpp> turns one C++
  * class into this ABI with one macro. See docs/plugin-guide.md.
  */
 #ifndef FSBI_SIMULATOR_ABI_H

@@ -1,0 +1,98 @@
+#include "cli_common.hpp"
+#include "fsbi/simulation.hpp"
+#include "h5/h5.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <cstdio>
+
+namespace fsbi::cli {
+
+namespace {
+
+void print_columns(const char* what, const MatrixRowMajor& m, const std::vector<std::string>& names) {
+  std::printf("  %s:\n    %-16s %12s %12s %12s %12s\n", what, "name", "mean", "sd", "min", "max");
+  const auto n = m.rows();
+  for (Eigen::Index j = 0; j < m.cols(); ++j) {
+    if (n == 0) {
+      std::printf("    %-16s %12s\n", names[static_cast<std::size_t>(j)].c_str(), "-");
+      continue;
+    }
+    const double mean = m.col(j).mean();
+    const double var = n > 1 ? (m.col(j).array() - mean).square().sum() / static_cast<double>(n - 1) : 0.0;
+    std::printf("    %-16s %12.5g %12.5g %12.5g %12.5g\n", names[static_cast<std::size_t>(j)].c_str(), mean,
+                std::sqrt(var), m.col(j).minCoeff(), m.col(j).maxCoeff());
+  }
+}
+
+void print_simulations(const std::string& path, h5::File& file) {
+  const SimulationData s = read_simulations(path);
+  h5::Group g = file.open_group("simulations");
+  std::printf("/simulations (format version %lld, written by fsbi %s)\n",
+              static_cast<long long>(file.attribute_int("fsbi_format_version")),
+              file.attribute_string("fsbi_version").c_str());
+  if (s.status == "running")
+    std::printf("  status:     INTERRUPTED run: %lld of %llu simulations done; continue it with "
+                "`fsbi simulate ... --resume` and the same settings\n",
+                static_cast<long long>(s.index.empty() ? 0 : s.index.back() + 1),
+                static_cast<unsigned long long>(s.requested));
+  else
+    std::printf("  status:     %s\n", s.status.c_str());
+  std::printf("  simulator:  %s %s%s\n", s.simulator_name.c_str(), s.simulator_version.c_str(),
+              s.simulator_options.empty() ? "" : fmt::format(" ({})", s.simulator_options).c_str());
+  std::printf("  prior:      %s (%s)\n", s.prior.c_str(), g.attribute_string("prior_source").c_str());
+  std::printf("  seed:       %llu\n", static_cast<unsigned long long>(s.seed));
+  std::printf("  rows:       %lld of %llu requested (theta: %zu, x: %zu)\n",
+              static_cast<long long>(s.theta.rows()), static_cast<unsigned long long>(s.requested),
+              s.parameter_names.size(), s.data_names.size());
+  std::printf("  failures:   %llu (%.3g%% of requested; policy %s, budget %g)\n",
+              static_cast<unsigned long long>(s.failed),
+              s.requested ? 100.0 * static_cast<double>(s.failed) / static_cast<double>(s.requested) : 0.0,
+              g.attribute_string("failure_policy").c_str(), g.attribute_double("max_failure_rate"));
+  if (s.failed > 0) {
+    h5::Group f = g.open_group("failures");
+    const auto idx = f.open_dataset("index").read_all_int();
+    const auto msg = f.open_dataset("message").read_all_strings();
+    const auto th = f.open_dataset("theta").read_all_double();
+    const std::size_t d = s.parameter_names.size();
+    for (std::size_t i = 0; i < std::min<std::size_t>(s.failed, 5); ++i) {
+      std::string t;
+      for (std::size_t j = 0; j < d; ++j) t += fmt::format("{}{:.5g}", j ? ", " : "", th[i * d + j]);
+      std::printf("    simulation %lld at theta (%s): %s\n", static_cast<long long>(idx[i]), t.c_str(), msg[i].c_str());
+    }
+    if (s.failed > 5) std::printf("    ... (%llu more in /simulations/failures)\n", static_cast<unsigned long long>(s.failed - 5));
+  }
+  print_columns("theta", s.theta, s.parameter_names);
+  print_columns("x", s.x, s.data_names);
+}
+
+}  // namespace
+
+int cmd_info(const Args& args) {
+  po::options_description desc("fsbi info options");
+  std::string path;
+  desc.add_options()("file", po::value(&path)->required(), "fsbi HDF5 file");
+  po::positional_options_description pos;
+  pos.add("file", 1);
+  po::variables_map vm;
+  if (!parse_args(args, "usage: fsbi info FILE", desc, vm, &pos)) return exit_ok;
+
+  h5::File file = h5::File::open(path);
+  std::printf("%s\n", path.c_str());
+  if (!file.has_attribute("fsbi_format"))
+    throw std::runtime_error(fmt::format("{}: an HDF5 file, but not one fsbi wrote (no fsbi_format attribute)", path));
+  bool known = false;
+  if (file.exists("simulations")) {
+    print_simulations(path, file);
+    known = true;
+  }
+  if (!known) {
+    std::printf("  groups:");
+    for (const auto& c : file.children()) std::printf(" /%s", c.c_str());
+    std::printf("\n");
+  }
+  return exit_ok;
+}
+
+}  // namespace fsbi::cli

@@ -75,7 +75,16 @@ int cmd_simulate(const Args& args) {
     prior_spec = *sim->default_prior();
     source = "simulator default";
   }
-  auto prior = parse_prior(prior_spec, sim->parameter_dim());
+  std::unique_ptr<Prior> prior;
+  try {
+    prior = parse_prior(prior_spec, sim->parameter_dim());
+  } catch (const PriorSpecError& e) {
+    if (source == "--prior") throw;
+    // Not the user's mistake: the plugin declares a default prior fsbi cannot use.
+    throw std::runtime_error(fmt::format("simulator '{}' declares an invalid default prior ({}); "
+                                         "give one with --prior",
+                                         sim->name(), e.what()));
+  }
 
   const auto r = run_simulations(*sim, *prior, source, st, output);
   if (!vm.count("quiet")) {

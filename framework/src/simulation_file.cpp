@@ -15,14 +15,16 @@ namespace {
 constexpr double checkpoint_interval_seconds = 0.5;
 constexpr std::size_t target_chunk_bytes = std::size_t{1} << 20;
 
-std::uint64_t chunk_rows_for(std::size_t cols, std::uint64_t capacity) {
-  const std::uint64_t rows = std::max<std::uint64_t>(64, target_chunk_bytes / (8 * std::max<std::size_t>(cols, 1)));
+// One chunk height for all row datasets (theta, x, index, attempt), so the writer fills their
+// chunks in step; about 1 MiB for the widest of them.
+std::uint64_t chunk_rows_for(std::size_t widest, std::uint64_t capacity) {
+  const std::uint64_t rows = std::max<std::uint64_t>(64, target_chunk_bytes / (8 * std::max<std::size_t>(widest, 1)));
   return std::max<std::uint64_t>(1, std::min(rows, capacity));
 }
 
-h5::DatasetOptions preallocated(std::size_t cols, std::uint64_t capacity) {
+h5::DatasetOptions preallocated(std::size_t cols, std::uint64_t chunk_rows) {
   h5::DatasetOptions o;
-  o.chunk_rows = chunk_rows_for(cols, capacity);
+  o.chunk_rows = chunk_rows;
   o.allocate_early = true;
   // Room for the chunk being filled plus one being evicted.
   o.chunk_cache_bytes = 3 * o.chunk_rows * cols * 8 + 4096;
@@ -63,19 +65,22 @@ std::unique_ptr<SimulationWriter> SimulationWriter::create(const std::string& pa
   write_description(w->group_, desc);
   w->group_.set_attribute("status", "running");
   const std::uint64_t n = desc.requested, fc = failure_capacity;
-  w->group_.create_dataset("theta", h5::DType::f64, {n, w->d_}, preallocated(w->d_, n));
-  w->group_.create_dataset("x", h5::DType::f64, {n, w->k_}, preallocated(w->k_, n));
-  w->group_.create_dataset("index", h5::DType::i64, {n}, preallocated(1, n));
-  w->group_.create_dataset("attempt", h5::DType::i32, {n}, preallocated(1, n));
+  const std::uint64_t rows_chunk = chunk_rows_for(std::max(w->d_, w->k_), n);
+  const std::uint64_t fail_chunk = chunk_rows_for(std::max<std::size_t>(w->d_, 32), fc);
+  w->group_.create_dataset("theta", h5::DType::f64, {n, w->d_}, preallocated(w->d_, rows_chunk));
+  w->group_.create_dataset("x", h5::DType::f64, {n, w->k_}, preallocated(w->k_, rows_chunk));
+  w->group_.create_dataset("index", h5::DType::i64, {n}, preallocated(1, rows_chunk));
+  w->group_.create_dataset("attempt", h5::DType::i32, {n}, preallocated(1, rows_chunk));
   h5::Group failures = w->group_.create_group("failures");
-  failures.create_dataset("index", h5::DType::i64, {fc}, preallocated(1, fc));
-  failures.create_dataset("attempt", h5::DType::i32, {fc}, preallocated(1, fc));
-  failures.create_dataset("theta", h5::DType::f64, {fc, w->d_}, preallocated(w->d_, fc));
-  failures.create_string_dataset("message", fc, failure_message_width, preallocated(1, fc));
+  failures.create_dataset("index", h5::DType::i64, {fc}, preallocated(1, fail_chunk));
+  failures.create_dataset("attempt", h5::DType::i32, {fc}, preallocated(1, fail_chunk));
+  failures.create_dataset("theta", h5::DType::f64, {fc, w->d_}, preallocated(w->d_, fail_chunk));
+  failures.create_string_dataset("message", fc, failure_message_width, preallocated(32, fail_chunk));
   h5::DatasetOptions state_opts;
   state_opts.allocate_early = true;  // contiguous, fixed: a raw 4-value record
   w->group_.create_dataset("resume_state", h5::DType::i64, {4}, state_opts);
   w->open_datasets();
+  w->chunk_rows_ = rows_chunk;
   w->write_progress();
   // The one metadata flush of the run; from here on only raw data is written.
   w->file_.flush();
@@ -121,10 +126,12 @@ std::unique_ptr<SimulationWriter> SimulationWriter::reopen(const std::string& pa
   w->k_ = desc.data_names.size();
   w->open_datasets();
   w->failure_capacity_ = w->f_index_.shape().at(0);
+  w->chunk_rows_ = chunk_rows_for(std::max(w->d_, w->k_), desc.requested);
   std::vector<std::int64_t> s(4);
   w->state_.read_rows(0, 4, s);
   w->progress_ = {static_cast<std::uint64_t>(s[0]), static_cast<std::uint64_t>(s[1]),
                   static_cast<std::uint64_t>(s[2]), static_cast<std::uint64_t>(s[3])};
+  w->buffer_.first_row = w->progress_.rows;
   w->last_checkpoint_ = std::chrono::steady_clock::now();
   return w;
 }
@@ -145,15 +152,39 @@ void SimulationWriter::append(std::span<const double> theta, std::span<const dou
                               std::span<const std::int64_t> index,
                               std::span<const std::int32_t> attempt) {
   const std::uint64_t n = index.size();
-  if (n == 0) return;
-  const std::uint64_t r = progress_.rows;
-  theta_.write_rows(r, n, theta);
-  x_.write_rows(r, n, x);
-  index_.write_rows(r, n, index);
-  attempt_.write_rows(r, n, attempt);
+  std::uint64_t done = 0;
+  while (done < n) {
+    // Fill up to the end of the current chunk, then hand the whole chunk to HDF5.
+    const std::uint64_t chunk_end = (buffer_.first_row / chunk_rows_ + 1) * chunk_rows_;
+    const std::uint64_t take = std::min(n - done, chunk_end - (buffer_.first_row + buffer_.rows));
+    buffer_.theta.insert(buffer_.theta.end(), theta.begin() + done * d_, theta.begin() + (done + take) * d_);
+    buffer_.x.insert(buffer_.x.end(), x.begin() + done * k_, x.begin() + (done + take) * k_);
+    buffer_.index.insert(buffer_.index.end(), index.begin() + done, index.begin() + done + take);
+    buffer_.attempt.insert(buffer_.attempt.end(), attempt.begin() + done, attempt.begin() + done + take);
+    buffer_.rows += take;
+    done += take;
+    if (buffer_.first_row + buffer_.rows == chunk_end) {
+      write_buffer();
+      buffer_.first_row = chunk_end;
+      buffer_.rows = 0;
+      buffer_.theta.clear();
+      buffer_.x.clear();
+      buffer_.index.clear();
+      buffer_.attempt.clear();
+    }
+  }
   progress_.rows += n;
   for (auto a : attempt)
     if (a > 0) ++progress_.redrawn;
+}
+
+void SimulationWriter::write_buffer() {
+  if (buffer_.rows == 0) return;
+  const std::uint64_t r = buffer_.first_row, n = buffer_.rows;
+  theta_.write_rows(r, n, buffer_.theta);
+  x_.write_rows(r, n, buffer_.x);
+  index_.write_rows(r, n, buffer_.index);
+  attempt_.write_rows(r, n, buffer_.attempt);
 }
 
 void SimulationWriter::add_failure(const FailureRecord& f) {
@@ -184,7 +215,8 @@ void SimulationWriter::write_progress() {
 
 void SimulationWriter::checkpoint() {
   // Rows first, then the record that counts them: a kill between the two only loses rows that
-  // the resumed run writes again.
+  // the resumed run writes again. A partly filled chunk is written now and again when full.
+  write_buffer();
   for (h5::Dataset* ds : {&theta_, &x_, &index_, &attempt_, &f_index_, &f_attempt_, &f_theta_, &f_message_})
     ds->flush();
   write_progress();

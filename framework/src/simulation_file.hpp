@@ -76,7 +76,20 @@ class SimulationWriter {
   void open_datasets();
   void write_progress();
 
+  // Rows are gathered into whole chunks before they reach HDF5: a write that covers a chunk
+  // exactly is one pwrite, while a partial one makes HDF5 read the chunk back first.
+  struct RowBuffer {
+    std::uint64_t first_row = 0;  // file row of the buffer's first row
+    std::uint64_t rows = 0;
+    std::vector<double> theta, x;
+    std::vector<std::int64_t> index;
+    std::vector<std::int32_t> attempt;
+  };
+  void write_buffer();
+
   h5::File file_;
+  std::uint64_t chunk_rows_ = 1;
+  RowBuffer buffer_;
   h5::Group group_;
   h5::Dataset theta_, x_, index_, attempt_, state_;
   h5::Dataset f_index_, f_attempt_, f_theta_, f_message_;

@@ -1,0 +1,107 @@
+// Coordinates for training: θ (constrained, what users see) ↔ u (unconstrained, where score
+// matching happens) ↔ z (bounded, standardised network features of u), and standardisation of x.
+//
+// Why: integration by parts over θ needs π(θ)p(x|θ)s(θ,x) to vanish on the boundary of the
+// parameter space; a uniform box has mass up to its faces, so training in θ is biased. In u the
+// prior π_u(u) = π(T(u))·|dθ/du| decays at infinity and the identity holds (DESIGN §3,
+// docs/training.md).
+//
+// Per coordinate j (all maps are elementwise):
+//   box [a, b]  (uniform prior):   θ = a + (b − a)·σ(u),  σ the logistic function;
+//                                 z = √3·tanh(u/2)  (= the box-standardised θ: unit variance
+//                                 under the uniform prior, bounded, so the network flattens in
+//                                 the tails and the prior governs there)
+//   positive    (log-normal prior): θ = exp(u);           z = (u − m)/s
+//   identity    (Gaussian priors):  θ = u;                z = (u − m)/s
+// m, s are the mean and standard deviation of u over the training set (fit()).
+//
+// Batch layout: one sample per COLUMN (d × n).
+#pragma once
+
+#include "fsbi/prior.hpp"
+
+#include <Eigen/Core>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace fsbi {
+
+enum class CoordinateMap { identity, box, positive };
+std::string_view to_string(CoordinateMap m);
+CoordinateMap parse_coordinate_map(std::string_view s);  // throws std::invalid_argument
+
+class ParameterTransform {
+ public:
+  ParameterTransform() = default;
+  // low/high are used by box coordinates only.
+  ParameterTransform(std::vector<CoordinateMap> maps, Eigen::VectorXd low, Eigen::VectorXd high);
+  // The transform a prior calls for: box for uniform, positive for log-normal, identity for
+  // normal and mvnormal.
+  static ParameterTransform for_prior(const Prior& prior);
+
+  int dim() const { return static_cast<int>(maps_.size()); }
+  const std::vector<CoordinateMap>& maps() const { return maps_; }
+  const Eigen::VectorXd& low() const { return low_; }
+  const Eigen::VectorXd& high() const { return high_; }
+
+  // θ → u. θ on a box face maps to ±inf: callers check is_finite; θ strictly inside is finite.
+  Eigen::MatrixXd to_unconstrained(const Eigen::MatrixXd& theta) const;
+  // u → θ.
+  Eigen::MatrixXd to_constrained(const Eigen::MatrixXd& u) const;
+  // dθ/du, elementwise (d × n).
+  Eigen::MatrixXd jacobian(const Eigen::MatrixXd& u) const;
+  // log |det ∂θ/∂u| per sample (1 × n as a row vector).
+  Eigen::RowVectorXd log_abs_det_jacobian(const Eigen::MatrixXd& u) const;
+  // log π_u(u) = log π(T(u)) + log|det ∂θ/∂u| per sample.
+  Eigen::RowVectorXd prior_log_density(const Prior& prior, const Eigen::MatrixXd& u) const;
+  // ∇u log π_u(u) = (dθ/du) ⊙ ∇θ log π(T(u)) + ∇u log|dθ/du|  (d × n).
+  Eigen::MatrixXd prior_score(const Prior& prior, const Eigen::MatrixXd& u) const;
+  // A score in u (∇u log p(x|T(u))) to the score in θ: s_θ = s_u / (dθ/du).
+  Eigen::MatrixXd score_to_theta(const Eigen::MatrixXd& u, const Eigen::MatrixXd& score_u) const;
+  // And back: s_u = (dθ/du) ⊙ s_θ.
+  Eigen::MatrixXd score_to_u(const Eigen::MatrixXd& u, const Eigen::MatrixXd& score_theta) const;
+
+ private:
+  std::vector<CoordinateMap> maps_;
+  Eigen::VectorXd low_, high_;
+};
+
+// u → network features z and their first two derivatives (see the table above).
+class FeatureMap {
+ public:
+  FeatureMap() = default;
+  FeatureMap(std::vector<CoordinateMap> maps, Eigen::VectorXd mean, Eigen::VectorXd scale);
+  // Mean and standard deviation of u over the training set (box coordinates ignore them and
+  // store 0 and 1). A coordinate with zero spread gets scale 1.
+  static FeatureMap fit(const ParameterTransform& transform, const Eigen::MatrixXd& u);
+
+  // z, dz/du, d²z/du² (each d × n).
+  void apply(const Eigen::MatrixXd& u, Eigen::MatrixXd& z, Eigen::MatrixXd& dz,
+             Eigen::MatrixXd& d2z) const;
+
+  const std::vector<CoordinateMap>& maps() const { return maps_; }
+  const Eigen::VectorXd& mean() const { return mean_; }
+  const Eigen::VectorXd& scale() const { return scale_; }
+
+ private:
+  std::vector<CoordinateMap> maps_;
+  Eigen::VectorXd mean_, scale_;
+};
+
+// x → (x − mean)/scale per row (feature); scale = sample standard deviation (1 where it is 0).
+class Standardizer {
+ public:
+  Standardizer() = default;
+  Standardizer(Eigen::VectorXd mean, Eigen::VectorXd scale);
+  static Standardizer fit(const Eigen::MatrixXd& x);  // x: k × n
+  Eigen::MatrixXd apply(const Eigen::MatrixXd& x) const;
+  const Eigen::VectorXd& mean() const { return mean_; }
+  const Eigen::VectorXd& scale() const { return scale_; }
+
+ private:
+  Eigen::VectorXd mean_, scale_;
+};
+
+}  // namespace fsbi

@@ -1,4 +1,5 @@
 #include "cli_common.hpp"
+#include "fsbi/score_model.hpp"
 #include "fsbi/simulation.hpp"
 #include "h5/h5.hpp"
 
@@ -67,6 +68,25 @@ void print_simulations(const std::string& path, h5::File& file) {
   print_columns("x", s.x, s.data_names);
 }
 
+void print_model(const std::string& path) {
+  const ScoreModel model = ScoreModel::load(path);
+  const ModelInfo& i = model.info();
+  std::printf("/model\n");
+  std::printf("  model:      %s score network, hidden %s, %s\n", i.kind.c_str(),
+              fmt::format("{}", fmt::join(i.hidden, ",")).c_str(), i.activation.c_str());
+  std::printf("  objective:  %s%s\n", i.objective.c_str(),
+              i.objective == "latent" ? fmt::format(" (sigma {})", i.latent_sigma).c_str() : "");
+  std::printf("  simulator:  %s %s%s\n", i.simulator_name.c_str(), i.simulator_version.c_str(),
+              i.simulator_options.empty() ? "" : fmt::format(" ({})", i.simulator_options).c_str());
+  std::printf("  prior:      %s\n", i.prior.c_str());
+  std::printf("  parameters: %s\n", fmt::format("{}", fmt::join(i.parameter_names, ", ")).c_str());
+  std::printf("  data:       %zu values\n", i.data_names.size());
+  std::printf("  trained on: %s (%llu training, %llu validation pairs, seed %llu)\n", i.training_data.c_str(),
+              static_cast<unsigned long long>(i.num_train), static_cast<unsigned long long>(i.num_validation),
+              static_cast<unsigned long long>(i.seed));
+  std::printf("  epochs:     %d, best %d with validation loss %.6g\n", i.epochs, i.best_epoch, i.best_validation_loss);
+}
+
 }  // namespace
 
 int cmd_info(const Args& args) {
@@ -85,6 +105,10 @@ int cmd_info(const Args& args) {
   bool known = false;
   if (file.exists("simulations")) {
     print_simulations(path, file);
+    known = true;
+  }
+  if (file.exists("model")) {
+    print_model(path);
     known = true;
   }
   if (!known) {

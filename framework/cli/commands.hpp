@@ -25,5 +25,7 @@ using Args = std::vector<std::string>;
 int cmd_simulate(const Args& args);
 int cmd_plugins(const Args& args);
 int cmd_info(const Args& args);
+int cmd_train(const Args& args);
+int cmd_score(const Args& args);
 
 }  // namespace fsbi::cli

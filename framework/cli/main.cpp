@@ -25,6 +25,8 @@ const std::map<std::string, Command>& commands() {
       {"simulate", {fsbi::cli::cmd_simulate, "run a simulator over prior draws into an HDF5 file"}},
       {"plugins", {fsbi::cli::cmd_plugins, "list the simulator plugins fsbi can find"}},
       {"info", {fsbi::cli::cmd_info, "print a summary of an fsbi file"}},
+      {"train", {fsbi::cli::cmd_train, "learn the Fisher score from a simulation file (score matching)"}},
+      {"score", {fsbi::cli::cmd_score, "evaluate a trained model's Fisher score at given (theta, x) pairs"}},
   };
   return table;
 }

@@ -432,6 +432,9 @@ class NormalPrior final : public Prior {
   }
 
   std::string_view kind() const override { return "normal"; }
+  std::optional<GaussianForm> gaussian_form() const override {
+    return GaussianForm{mean_, sd_.array().square().matrix().asDiagonal()};
+  }
   Eigen::VectorXd lower_bounds() const override { return Eigen::VectorXd::Constant(dim(), -kInf); }
   Eigen::VectorXd upper_bounds() const override { return Eigen::VectorXd::Constant(dim(), kInf); }
 
@@ -515,6 +518,9 @@ class MvNormalPrior final : public Prior {
   }
 
   std::string_view kind() const override { return "mvnormal"; }
+  std::optional<GaussianForm> gaussian_form() const override {
+    return GaussianForm{mean_, covariance_};
+  }
   Eigen::VectorXd lower_bounds() const override { return Eigen::VectorXd::Constant(dim(), -kInf); }
   Eigen::VectorXd upper_bounds() const override { return Eigen::VectorXd::Constant(dim(), kInf); }
 
@@ -578,6 +584,9 @@ class LogNormalPrior final : public Prior {
   }
 
   std::string_view kind() const override { return "lognormal"; }
+  std::optional<GaussianForm> gaussian_form() const override {
+    return GaussianForm{mu_, sigma_.array().square().matrix().asDiagonal()};
+  }
   Eigen::VectorXd lower_bounds() const override { return Eigen::VectorXd::Zero(dim()); }
   Eigen::VectorXd upper_bounds() const override { return Eigen::VectorXd::Constant(dim(), kInf); }
 

@@ -15,6 +15,7 @@
 #include <Eigen/Core>
 
 #include <memory>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -56,6 +57,15 @@ class Prior {
   // Per-component support bounds (±inf where unbounded, 0 as lower bound of a log-normal).
   virtual Eigen::VectorXd lower_bounds() const = 0;
   virtual Eigen::VectorXd upper_bounds() const = 0;
+
+  // The Gaussian behind a prior in its natural unconstrained coordinates: N(mean, covariance) of
+  // θ for normal and mvnormal, of log θ for lognormal; nullopt for a box. Training uses it for
+  // closed-form smoothed prior scores.
+  struct GaussianForm {
+    Eigen::VectorXd mean;
+    Eigen::MatrixXd covariance;
+  };
+  virtual std::optional<GaussianForm> gaussian_form() const { return std::nullopt; }
 
  protected:
   explicit Prior(int dim) : dim_(dim) {}

@@ -35,7 +35,9 @@ CoordinateMap parse_coordinate_map(std::string_view s);  // throws std::invalid_
 class ParameterTransform {
  public:
   ParameterTransform() = default;
-  // low/high are used by box coordinates only.
+  // low/high are used by box coordinates only (which need finite low < high); one entry per
+  // coordinate. Without any box coordinate both may be empty (then −inf/0 and +inf are stored).
+  // Throws std::invalid_argument on mismatched sizes or a bad box.
   ParameterTransform(std::vector<CoordinateMap> maps, Eigen::VectorXd low, Eigen::VectorXd high);
   // The transform a prior calls for: box for uniform, positive for log-normal, identity for
   // normal and mvnormal.
@@ -47,6 +49,8 @@ class ParameterTransform {
   const Eigen::VectorXd& high() const { return high_; }
 
   // θ → u. θ on a box face maps to ±inf: callers check is_finite; θ strictly inside is finite.
+  // (θ outside a box, or ≤ 0 for a positive coordinate, gives NaN / −inf.)
+  // Every method taking u or θ throws std::invalid_argument unless it has dim() rows.
   Eigen::MatrixXd to_unconstrained(const Eigen::MatrixXd& theta) const;
   // u → θ.
   Eigen::MatrixXd to_constrained(const Eigen::MatrixXd& u) const;
@@ -54,9 +58,14 @@ class ParameterTransform {
   Eigen::MatrixXd jacobian(const Eigen::MatrixXd& u) const;
   // log |det ∂θ/∂u| per sample (1 × n as a row vector).
   Eigen::RowVectorXd log_abs_det_jacobian(const Eigen::MatrixXd& u) const;
-  // log π_u(u) = log π(T(u)) + log|det ∂θ/∂u| per sample.
+  // ∇u log|det ∂θ/∂u| (d × n): 0 identity, 1 positive, 1 − 2σ(u) = −tanh(u/2) box.
+  Eigen::MatrixXd grad_log_abs_det_jacobian(const Eigen::MatrixXd& u) const;
+  // log π_u(u) = log π(T(u)) + log|det ∂θ/∂u| per sample. For a uniform prior on exactly this
+  // transform's boxes it is Σ log σ(u_i) + log σ(−u_i), computed without forming θ (finite for
+  // any finite u).
   Eigen::RowVectorXd prior_log_density(const Prior& prior, const Eigen::MatrixXd& u) const;
-  // ∇u log π_u(u) = (dθ/du) ⊙ ∇θ log π(T(u)) + ∇u log|dθ/du|  (d × n).
+  // ∇u log π_u(u) = (dθ/du) ⊙ ∇θ log π(T(u)) + ∇u log|dθ/du|  (d × n). For a uniform prior the
+  // first term is 0 (no θ formed); otherwise Prior::grad_log_density per column.
   Eigen::MatrixXd prior_score(const Prior& prior, const Eigen::MatrixXd& u) const;
   // A score in u (∇u log p(x|T(u))) to the score in θ: s_θ = s_u / (dθ/du).
   Eigen::MatrixXd score_to_theta(const Eigen::MatrixXd& u, const Eigen::MatrixXd& score_u) const;
@@ -64,6 +73,9 @@ class ParameterTransform {
   Eigen::MatrixXd score_to_u(const Eigen::MatrixXd& u, const Eigen::MatrixXd& score_theta) const;
 
  private:
+  // A uniform prior whose box is exactly this transform's (every coordinate box, same bounds).
+  bool matches_box_prior(const Prior& prior) const;
+
   std::vector<CoordinateMap> maps_;
   Eigen::VectorXd low_, high_;
 };
@@ -73,11 +85,13 @@ class FeatureMap {
  public:
   FeatureMap() = default;
   FeatureMap(std::vector<CoordinateMap> maps, Eigen::VectorXd mean, Eigen::VectorXd scale);
-  // Mean and standard deviation of u over the training set (box coordinates ignore them and
-  // store 0 and 1). A coordinate with zero spread gets scale 1.
+  // Mean and sample standard deviation (n − 1) of u over the training set (box coordinates
+  // ignore them and store 0 and 1). A coordinate with zero spread (or n = 1) gets scale 1.
+  // Throws std::invalid_argument for no samples or a non-finite u in a non-box coordinate.
   static FeatureMap fit(const ParameterTransform& transform, const Eigen::MatrixXd& u);
 
-  // z, dz/du, d²z/du² (each d × n).
+  // z, dz/du, d²z/du² (each d × n; resized). Box derivatives use 1 − tanh²(u/2) = 4σ(u)σ(−u),
+  // accurate in the tails.
   void apply(const Eigen::MatrixXd& u, Eigen::MatrixXd& z, Eigen::MatrixXd& dz,
              Eigen::MatrixXd& d2z) const;
 
@@ -95,7 +109,8 @@ class Standardizer {
  public:
   Standardizer() = default;
   Standardizer(Eigen::VectorXd mean, Eigen::VectorXd scale);
-  static Standardizer fit(const Eigen::MatrixXd& x);  // x: k × n
+  // x: k × n. Throws std::invalid_argument for no samples or a non-finite entry.
+  static Standardizer fit(const Eigen::MatrixXd& x);
   Eigen::MatrixXd apply(const Eigen::MatrixXd& x) const;
   const Eigen::VectorXd& mean() const { return mean_; }
   const Eigen::VectorXd& scale() const { return scale_; }

@@ -104,10 +104,32 @@ class ScoreNetwork {
   // on different batches at once.
   T objective_sum(const BatchInputs<T>& batch, Objective objective, Vec<T>* grad_sum) const;
 
+  // The same sum, computed data-parallel: the batch's columns are cut into consecutive blocks of
+  // block_size samples (the last may be shorter), each block's value and gradient are computed
+  // by one task, and the blocks are summed by tbb::parallel_deterministic_reduce. The split tree
+  // depends only on the number of blocks, so the result is bit-identical for any thread count
+  // (but differs in rounding from objective_sum over the whole batch, and between block sizes).
+  // Runs in the caller's task arena; limit threads with tbb::global_control or an arena.
+  T objective_sum_parallel(const BatchInputs<T>& batch, Objective objective, Vec<T>* grad_sum,
+                           Eigen::Index block_size = 64) const;
+
  private:
   Architecture arch_;
   Vec<T> params_;
+  std::vector<Eigen::Index> offsets_;  // offsets_[i]: start of layer i's W in params_
 };
+
+// Index (within Stream::training) of the counter-based generator that initialize() uses for
+// layer i: kInitializationIndex + i. Far above any sample or epoch index, so the trainer's own
+// uses of Stream::training never draw the same numbers.
+inline constexpr std::uint64_t kInitializationIndex = 0xF5B1'0000'0000'0000ULL;
+
+// Floating-point operations of the matrix products (2·rows·inner·cols each; GEMM and GEMV) in
+// one objective_sum over n samples, forward only or forward + gradient. Elementwise work
+// (activations, Hadamard products, reductions: O(width·n·tangents), a factor ~width fewer) is
+// not counted. Used for the GFLOP/s of bench/training_step and stated in docs/score-network.md.
+double objective_flops(const Architecture& arch, Objective objective, Eigen::Index n,
+                       bool with_gradient);
 
 extern template class ScoreNetwork<float>;
 extern template class ScoreNetwork<double>;

@@ -1,0 +1,63 @@
+// Fisher score matching: trains a score model s(θ, x) ≈ ∇θ log p(x|θ) from simulated pairs
+// (docs/training.md).
+#pragma once
+
+#include "fsbi/progress.hpp"
+#include "fsbi/simulation.hpp"
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace fsbi {
+
+class TrainingError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct TrainingSettings {
+  std::string model_kind = "vector";   // vector | energy
+  std::string objective = "auto";      // auto | ibp | sliced | latent
+  std::vector<int> hidden{128, 128, 128};
+  std::string activation = "silu";     // silu | tanh | elu | softplus
+  int max_epochs = 300;
+  int batch_size = 256;
+  double learning_rate = 1e-3;         // peak; cosine decay to learning_rate·final_lr_fraction
+  double final_lr_fraction = 0.01;
+  int warmup_epochs = 2;               // linear warm-up
+  double validation_fraction = 0.1;
+  int patience = 30;                   // epochs without validation improvement before stopping
+  double clip_norm = 0;                // global gradient-norm clipping; 0: off
+  double latent_sigma = 0.05;          // latent objective: jitter sd, in units of u's spread
+  std::uint64_t seed = 0;
+  int threads = 0;                     // 0: all cores; results do not depend on it
+  ProgressMode progress = ProgressMode::automatic;
+  bool resume = false;                 // continue from <output>.checkpoint
+  bool overwrite = false;
+};
+
+// The objective "auto" picks: ibp (exact divergence) up to this many parameters, sliced above.
+inline constexpr int auto_objective_max_exact_dim = 16;
+
+struct TrainingReport {
+  std::string output;
+  std::string objective;
+  int epochs = 0, best_epoch = 0;
+  double best_validation_loss = 0;
+  std::uint64_t num_train = 0, num_validation = 0;
+  double seconds = 0;
+  bool stopped_early = false;
+};
+
+// Trains on the simulation file `data_path` and writes the model to `output` (atomically; a
+// checkpoint <output>.checkpoint is kept while training so `resume` continues a killed run).
+TrainingReport train_score_model(const std::string& data_path, const TrainingSettings& settings,
+                                 const std::string& output);
+
+// In-memory variant used by tests and the C++ API: trains on the given data and writes `output`.
+TrainingReport train_score_model(const SimulationData& data, const std::string& data_label,
+                                 const TrainingSettings& settings, const std::string& output);
+
+}  // namespace fsbi

@@ -1,0 +1,31 @@
+// The /model group (docs/file-format.md): everything needed to evaluate a trained score model
+// and to say how it was made.
+#pragma once
+
+#include "fsbi/score_model.hpp"
+#include "fsbi/transform.hpp"
+#include "h5/h5.hpp"
+#include "nn/score_network.hpp"
+
+#include <string>
+
+namespace fsbi {
+
+inline constexpr int model_format_version = 1;
+
+struct StoredModel {
+  ModelInfo info;
+  nn::Architecture architecture;
+  Eigen::VectorXf parameters;
+  ParameterTransform transform;
+  FeatureMap features;
+  Standardizer x_standardizer;
+};
+
+// Writes /model into an open file (the caller owns the file and its atomic finish).
+void write_model(h5::File& file, const StoredModel& model);
+// Reads /model; throws ModelError naming `path`.
+StoredModel read_model(const std::string& path);
+StoredModel read_model(h5::File& file);
+
+}  // namespace fsbi

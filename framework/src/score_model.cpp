@@ -1,0 +1,87 @@
+#include "fsbi/score_model.hpp"
+
+#include "model_file.hpp"
+#include "nn/score_network.hpp"
+
+#include <fmt/format.h>
+
+namespace fsbi {
+
+struct ScoreModel::Impl {
+  StoredModel stored;
+  std::unique_ptr<Prior> prior;
+  nn::ScoreNetwork<float> network;
+  std::string path;
+
+  explicit Impl(StoredModel m, std::string p)
+      : stored(std::move(m)), network(stored.architecture), path(std::move(p)) {
+    network.parameters() = stored.parameters;
+    prior = parse_prior(stored.info.prior, stored.architecture.theta_dim);
+  }
+
+  void check(const Eigen::MatrixXd& a, const Eigen::MatrixXd& x) const {
+    const int d = stored.architecture.theta_dim, k = stored.architecture.x_dim;
+    if (a.rows() != d)
+      throw ModelError(fmt::format("{}: theta has {} rows per sample, the model has {} parameters ({})",
+                                   path, a.rows(), d, fmt::join(stored.info.parameter_names, ", ")));
+    if (x.rows() != k)
+      throw ModelError(fmt::format("{}: x has {} values per sample, the model's simulator '{}' produces {}",
+                                   path, x.rows(), stored.info.simulator_name, k));
+    if (a.cols() != x.cols())
+      throw ModelError(fmt::format("{}: {} theta samples but {} x samples", path, a.cols(), x.cols()));
+  }
+};
+
+ScoreModel::ScoreModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ScoreModel::~ScoreModel() = default;
+ScoreModel::ScoreModel(ScoreModel&&) noexcept = default;
+ScoreModel& ScoreModel::operator=(ScoreModel&&) noexcept = default;
+
+ScoreModel ScoreModel::load(const std::string& path) {
+  StoredModel m = read_model(path);
+  try {
+    return ScoreModel(std::make_unique<Impl>(std::move(m), path));
+  } catch (const PriorSpecError& e) {
+    throw ModelError(fmt::format("{}: /model stores an invalid prior: {}", path, e.what()));
+  }
+}
+
+int ScoreModel::theta_dim() const { return impl_->stored.architecture.theta_dim; }
+int ScoreModel::x_dim() const { return impl_->stored.architecture.x_dim; }
+const ModelInfo& ScoreModel::info() const { return impl_->stored.info; }
+const Prior& ScoreModel::prior() const { return *impl_->prior; }
+const ParameterTransform& ScoreModel::transform() const { return impl_->stored.transform; }
+bool ScoreModel::is_energy() const { return impl_->stored.architecture.kind == nn::ModelKind::energy; }
+
+Eigen::MatrixXd ScoreModel::score_u(const Eigen::MatrixXd& u, const Eigen::MatrixXd& x) const {
+  impl_->check(u, x);
+  Eigen::MatrixXd z, dz, d2z;
+  impl_->stored.features.apply(u, z, dz, d2z);
+  const Eigen::MatrixXf xs = impl_->stored.x_standardizer.apply(x).cast<float>();
+  Eigen::MatrixXf s;
+  impl_->network.score(z.cast<float>(), dz.cast<float>(), xs, s);
+  return s.cast<double>();
+}
+
+Eigen::MatrixXd ScoreModel::score(const Eigen::MatrixXd& theta, const Eigen::MatrixXd& x) const {
+  impl_->check(theta, x);
+  const Eigen::MatrixXd u = impl_->stored.transform.to_unconstrained(theta);
+  if (!u.allFinite())
+    throw ModelError(fmt::format("{}: theta outside the interior of the training prior's support ({})",
+                                 impl_->path, impl_->stored.info.prior));
+  return impl_->stored.transform.score_to_theta(u, score_u(u, x));
+}
+
+Eigen::RowVectorXd ScoreModel::energy_u(const Eigen::MatrixXd& u, const Eigen::MatrixXd& x) const {
+  if (!is_energy())
+    throw ModelError(fmt::format("{}: a vector score model has no energy; train with --model-kind energy",
+                                 impl_->path));
+  impl_->check(u, x);
+  Eigen::MatrixXd z, dz, d2z;
+  impl_->stored.features.apply(u, z, dz, d2z);
+  Eigen::MatrixXf e;
+  impl_->network.energy(z.cast<float>(), impl_->stored.x_standardizer.apply(x).cast<float>(), e);
+  return e.row(0).cast<double>();
+}
+
+}  // namespace fsbi

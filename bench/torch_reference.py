@@ -11,8 +11,9 @@ Same network and objective as fsbi (framework/src/nn/score_network.hpp):
   * per sample: |s|^2 + 2 div_u s + 2 s.p  (p = grad_u log pi_u, random data); loss = batch mean.
   * one training step = forward + exact divergence + loss.backward() + Adam step.
 
-Divergence formulations (--method; "auto" times them all on the first config and keeps the
-fastest; --compare times all of them on every config):
+A formulation is coords:method. Each config times every formulation in --formulations
+(rounds interleaved, so load changes hit all alike) and reports the fastest; --compare prints
+them all. Methods (w = the differentiated input, h(w) = the row-wise map, see coords):
   loop        d reverse passes: autograd.grad(h[:, j].sum(), w, create_graph=True)
   batched_vjp one batched reverse pass: autograd.grad(h, w, grad_outputs=I_d (batched),
               is_grads_batched=True, create_graph=True)  (= what
@@ -25,21 +26,23 @@ fastest; --compare times all of them on every config):
   vmap_jacfwd functorch.vmap(functorch.jacfwd(h_one_sample, has_aux=True))  (forward mode;
               for the energy model forward-over-reverse: jacfwd(functorch.grad(E)))
 (torch 1.13 has no torch.func; functorch 1.13 ships the same transforms.)
-
-Coordinates (--coords):
-  data  z, dz, d2z are given as data (as fsbi gets them); differentiate w.r.t. z and assemble
-        div = sum_j d2z_j h_j + dz_j^2 dh_j/dz_j   (h = N, or h = -grad_z E for energy)
-  u     z and dz computed from u inside the graph; differentiate s_u w.r.t. u directly, so
+Coordinates:
+  data  z, dz, d2z are given as data (as fsbi gets them); w = z, h = N (vector) or grad_z E
+        (energy), and div = +-sum_j (d2z_j h_j + dz_j^2 dh_j/dz_j)  (+ vector, - energy)
+  u     z and dz computed from u inside the graph; w = u, h = s_u, div = sum_j ds_j/du_j:
         autograd applies the chain rule through z.
 
-Threads: OPENBLAS_NUM_THREADS=1 is forced before torch is imported (Debian's torch with a
-threaded OpenBLAS otherwise oversubscribes the cores); torch.set_num_threads(--threads).
+Environment: OPENBLAS_NUM_THREADS=1 is forced before torch is imported (Debian's torch with a
+threaded OpenBLAS otherwise oversubscribes the cores); torch.set_num_threads(--threads);
+glibc malloc is tuned (see _tune_malloc; --malloc default to skip); --blas DIR picks the BLAS
+(Debian's python3-torch runs on whatever libblas.so.3 the system alternative points to, which
+is the slow netlib reference BLAS unless an OpenBLAS package is installed).
 
 Usage:
   /usr/bin/python3 bench/torch_reference.py --check
-  /usr/bin/python3 bench/torch_reference.py [--threads 2] [--method auto] [--coords auto]
+  /usr/bin/python3 bench/torch_reference.py [--threads 2] [--formulations all] [--compare]
         [--seconds 3] [--repeats 3] [--batch 256] [--sizes 2x2,5x10,10x10] [--models vector,energy]
-        [--compare] [--flops] [--blas /path/to/libblas.so.3]
+        [--flops] [--blas DIR] [--malloc tuned|default]
 """
 
 import argparse
@@ -52,8 +55,11 @@ os.environ["OPENBLAS_NUM_THREADS"] = "1"  # must precede `import torch`
 
 
 def _preload_blas(argv):
-    """--blas PATH: load that libblas.so.3 (global) before torch, so torch's libblas.so.3
-    dependency resolves to it (same soname) without touching the system alternatives."""
+    """--blas DIR: load DIR's libopenblas.so.0 (if any), libblas.so.3 and liblapack.so.3
+    (RTLD_GLOBAL) before torch, so torch's libblas.so.3 / liblapack.so.3 dependencies resolve
+    to them (same sonames) without touching the system's BLAS alternative. E.g. an OpenBLAS
+    unpacked with `apt-get download libopenblas0-pthread && dpkg -x *.deb root`:
+    --blas root/usr/lib/x86_64-linux-gnu/openblas-pthread"""
     for i, a in enumerate(argv):
         path = None
         if a == "--blas" and i + 1 < len(argv):
@@ -61,10 +67,33 @@ def _preload_blas(argv):
         elif a.startswith("--blas="):
             path = a.split("=", 1)[1]
         if path:
-            ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+            for name in ("libopenblas.so.0", "libblas.so.3", "liblapack.so.3"):
+                f = os.path.join(path, name)
+                if os.path.exists(f):
+                    ctypes.CDLL(f, mode=ctypes.RTLD_GLOBAL)
+
+
+def _tune_malloc(argv):
+    """Unless --malloc default: stop glibc malloc from returning the step's large temporaries
+    (~0.1-10 MB each: batch x width x d) to the kernel after every step (mmap threshold / heap
+    trimming), which otherwise costs a page fault per 4 KiB on every allocation and makes the
+    d = 10 configurations up to ~4x slower. The same effect as running torch under jemalloc or
+    tcmalloc (PyTorch's CPU tuning guide); done with mallopt so no preload is needed."""
+    if "--malloc=default" in argv or ("--malloc" in argv and
+                                      argv[argv.index("--malloc") + 1:][:1] == ["default"]):
+        return "glibc default"
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return "glibc default (libc.so.6 not found)"
+    M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+    ok = (libc.mallopt(M_MMAP_THRESHOLD, 1 << 30) and libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
+          and libc.mallopt(M_TOP_PAD, 64 << 20))
+    return "tuned (mallopt: no mmap, no trim)" if ok else "glibc default (mallopt failed)"
 
 
 _preload_blas(sys.argv)
+MALLOC_MODE = _tune_malloc(sys.argv)
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
@@ -77,6 +106,8 @@ except ImportError:  # pragma: no cover
 SQRT3 = 3.0 ** 0.5
 METHODS = ["loop", "batched_vjp", "jacobian", "vmap_jacrev", "vmap_jacfwd"]
 COORDS = ["data", "u"]
+# the fastest ones in a full --formulations all --compare sweep (bench/torch_reference.md)
+DEFAULT_FORMULATIONS = "data:batched_vjp,data:loop,u:batched_vjp,data:vmap_jacrev"
 
 
 def loaded_blas():
@@ -251,29 +282,38 @@ def make_step(net, opt, kind, coords, method):
     return step
 
 
-def time_config(kind, d, k, coords, method, batch, seconds, repeats, warmup_s=0.5):
-    torch.manual_seed(1)
-    net = make_mlp(d, k, kind)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-4)
-    step = make_step(net, opt, kind, coords, method)
-    batches = make_batches(d, k, batch, 8, torch.float32)
-    t0 = time.perf_counter()
-    i = 0
-    while time.perf_counter() - t0 < warmup_s or i < 5:
-        step(batches[i % len(batches)])
-        i += 1
-    rates = []
-    for _ in range(repeats):
+class Runner:
+    """One formulation on one config: its own network, Adam, data; warmed up once."""
+
+    def __init__(self, kind, d, k, coords, method, batch, warmup_s=0.5):
+        torch.manual_seed(1)
+        self.net = make_mlp(d, k, kind)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=1e-4)
+        self.step = make_step(self.net, self.opt, kind, coords, method)
+        self.batches = make_batches(d, k, batch, 8, torch.float32)
+        self.batch = batch
+        self.n = 0
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < warmup_s or self.n < 5:
+            self._one()
+
+    def _one(self):
+        self.step(self.batches[self.n % len(self.batches)])
+        self.n += 1
+
+    def time(self, seconds):
+        """(samples/s wall, samples per CPU-second) over >= seconds of whole steps."""
         n = 0
+        c0 = time.process_time()
         t0 = time.perf_counter()
         while True:
-            step(batches[n % len(batches)])
+            self._one()
             n += 1
             el = time.perf_counter() - t0
             if el >= seconds:
                 break
-        rates.append(n * batch / el)
-    return rates
+        cpu = time.process_time() - c0
+        return n * self.batch / el, n * self.batch / cpu
 
 
 def count_flops(kind, d, k, coords, method, batch):
@@ -290,50 +330,69 @@ def count_flops(kind, d, k, coords, method, batch):
     return sum(e.flops for e in prof.key_averages() if e.flops)
 
 
+def parse_formulations(text):
+    if text == "all":
+        return [(c, m) for c in COORDS for m in METHODS]
+    out = []
+    for item in text.split(","):
+        c, m = item.split(":")
+        if c not in COORDS or m not in METHODS:
+            raise SystemExit(f"bad formulation {item!r}: use coords:method with coords in "
+                             f"{COORDS} and method in {METHODS}")
+        out.append((c, m))
+    return out
+
+
 def run_bench(args):
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}  functorch {getattr(functorch, '__version__', 'n/a')}  "
-          f"get_num_threads()={torch.get_num_threads()}  "
+          f"torch.get_num_threads()={torch.get_num_threads()}  "
           f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}")
-    print("BLAS loaded: " + (", ".join(loaded_blas()) or "?"))
+    blas = loaded_blas()
+    print("BLAS loaded: " + (", ".join(blas) or "?"))
+    if any("/blas/libblas.so" in b for b in blas):
+        print("WARNING: this is the netlib REFERENCE BLAS (Debian's default libblas3): torch's "
+              "matrix products are then several times slower than with OpenBLAS; see --blas")
+    print("malloc: " + MALLOC_MODE)
     try:
         print("load average: %.2f %.2f %.2f" % os.getloadavg())
     except OSError:
         pass
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
-    models = args.models.split(",")
-    methods = METHODS if args.method == "auto" or args.compare else [args.method]
-    coords_list = COORDS if args.coords == "auto" or args.compare else [args.coords]
-    print(f"batch {args.batch}, >= {args.seconds:g} s per timing, best of {args.repeats}")
-
-    for kind in models:
-        chosen = None
-        if not args.compare and (len(methods) > 1 or len(coords_list) > 1):
-            # pick the fastest formulation on this model's largest size (short timings)
-            d, k = max(sizes)
-            best = None
-            print(f"\nselecting formulation for {kind} at d={d}, k={k}:")
-            for c in coords_list:
-                for m in methods:
-                    r = max(time_config(kind, d, k, c, m, args.batch, 1.0, 2, 0.3))
-                    print(f"  {c:5s} {m:12s} {r:10.0f} samples/s")
-                    if best is None or r > best[0]:
-                        best = (r, c, m)
-            chosen = [(best[1], best[2])]
-            print(f"  -> {best[1]} / {best[2]}")
-        combos = chosen or [(c, m) for c in coords_list for m in methods]
-        print(f"\n{'model':7s} {'d':>3s} {'k':>3s} {'coords':6s} {'method':12s} "
-              f"{'samples/s':>10s} {'(all runs)':s}" + ("   MFLOP/step" if args.flops else ""))
+    forms = parse_formulations(args.formulations)
+    print(f"batch {args.batch}; formulations {', '.join(c + ':' + m for c, m in forms)}; "
+          f">= {args.seconds:g} s per timing, {args.repeats} rounds (formulations interleaved); "
+          f"best round reported")
+    head = (f"{'model':7s} {'d':>3s} {'k':>3s} {'formulation':17s} {'samples/s':>10s} "
+            f"{'per CPU-s':>10s}" + ("  MFLOP/step GFLOP/s" if args.flops else "")
+            + "   all rounds (samples/s)")
+    summary = []
+    for kind in args.models.split(","):
         for d, k in sizes:
-            for c, m in combos:
-                rates = time_config(kind, d, k, c, m, args.batch, args.seconds, args.repeats)
-                line = (f"{kind:7s} {d:3d} {k:3d} {c:6s} {m:12s} {max(rates):10.0f} "
-                        f"({', '.join('%.0f' % r for r in rates)})")
+            runners = [Runner(kind, d, k, c, m, args.batch) for c, m in forms]
+            results = [[] for _ in forms]
+            for _ in range(args.repeats):
+                for i, r in enumerate(runners):
+                    results[i].append(r.time(args.seconds))
+            del runners
+            rows = []
+            for (c, m), res in zip(forms, results):
+                wall, cpu = max(res)
+                line = f"{kind:7s} {d:3d} {k:3d} {c + ':' + m:17s} {wall:10.0f} {cpu:10.0f}"
                 if args.flops:
-                    line += "   %.2f" % (count_flops(kind, d, k, c, m, args.batch) / 1e6)
-                print(line, flush=True)
+                    mf = count_flops(kind, d, k, c, m, args.batch) / 1e6
+                    line += f"  {mf:10.1f} {mf * wall / args.batch / 1e3:7.1f}"
+                line += "   " + ", ".join("%.0f" % w for w, _ in res)
+                rows.append((wall, line))
+            if args.compare:
+                if not summary:
+                    print("\n" + head)
+                print("\n".join(line for _, line in rows) + "\n", flush=True)
+            summary.append(max(rows)[1])
+    print(f"\nBEST FORMULATION PER CONFIG (threads={torch.get_num_threads()}):\n{head}")
+    print("\n".join(summary))
     try:
-        print("\nload average at end: %.2f %.2f %.2f" % os.getloadavg())
+        print("load average at end: %.2f %.2f %.2f" % os.getloadavg())
     except OSError:
         pass
 
@@ -444,13 +503,18 @@ def main():
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--sizes", default="2x2,5x10,10x10", help="comma list of d x k")
     ap.add_argument("--models", default="vector,energy")
-    ap.add_argument("--method", default="auto", choices=["auto"] + METHODS)
-    ap.add_argument("--coords", default="auto", choices=["auto"] + COORDS)
-    ap.add_argument("--compare", action="store_true", help="time every coords x method")
+    ap.add_argument("--formulations", default=DEFAULT_FORMULATIONS,
+                    help="comma list of coords:method (coords: data|u; method: "
+                    + "|".join(METHODS) + "), or 'all'")
+    ap.add_argument("--compare", action="store_true",
+                    help="print every formulation's row, not only the best per config")
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--flops", action="store_true", help="profiler-counted matmul flops/step")
-    ap.add_argument("--blas", default=None, help="libblas.so.3 to preload (see docstring)")
+    ap.add_argument("--blas", default=None, metavar="DIR",
+                    help="directory with a libblas.so.3 to use instead of the system's")
+    ap.add_argument("--malloc", default="tuned", choices=["tuned", "default"],
+                    help="glibc malloc: tuned (default; see _tune_malloc) or untouched")
     ap.add_argument("--check", action="store_true")
     args = ap.parse_args()
     if args.check:

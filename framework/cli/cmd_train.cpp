@@ -55,6 +55,8 @@ int cmd_train(const Args& args) {
        "latent objective: jitter, as a fraction of each parameter's spread in unconstrained coordinates")
       ("seed", po::value(&st.seed)->default_value(0), "seed: split, shuffling, initialisation")
       ("threads,t", po::value(&st.threads)->default_value(0), "threads (0: all cores); results do not depend on it")
+      ("checkpoint-seconds", po::value(&st.checkpoint_seconds)->default_value(st.checkpoint_seconds, "5"),
+       "write OUTPUT.checkpoint (for --resume) at most this often")
       ("resume", "continue an interrupted run from OUTPUT.checkpoint (same settings)")
       ("overwrite", "replace OUTPUT if it exists")
       ("quiet,q", "no progress output");

@@ -222,11 +222,11 @@ Partial evaluate(const nn::ScoreNetwork<float>& net, const nn::BatchInputs<float
 
 std::string fingerprint(const TrainingSettings& s, const std::string& data_label, Eigen::Index n) {
   return fmt::format("kind={};objective={};hidden={};activation={};epochs={};batch={};lr={};final={};"
-                     "warmup={};val={};patience={};clip={};sigma={};seed={};data={};n={}",
+                     "warmup={};val={};patience={};clip={};sigma={};seed={};unconstrained={};data={};n={}",
                      s.model_kind, s.objective, fmt::join(s.hidden, ","), s.activation, s.max_epochs,
                      s.batch_size, s.learning_rate, s.final_lr_fraction, s.warmup_epochs,
                      s.validation_fraction, s.patience, s.clip_norm, s.latent_sigma, s.seed,
-                     data_label, n);
+                     s.unconstrained, data_label, n);
 }
 
 // Training state that a checkpoint carries.
@@ -368,7 +368,10 @@ TrainingReport train_score_model(const SimulationData& data, const std::string& 
   } catch (const PriorSpecError& e) {
     throw TrainingError(fmt::format("{}: the stored prior cannot be used: {}", data_label, e.what()));
   }
-  const ParameterTransform transform = ParameterTransform::for_prior(*prior);
+  const ParameterTransform transform =
+      st.unconstrained ? ParameterTransform::for_prior(*prior)
+                       : ParameterTransform(std::vector<CoordinateMap>(static_cast<std::size_t>(d), CoordinateMap::identity),
+                                            prior->lower_bounds(), prior->upper_bounds());
 
   // θ (n × d row-major) is the same memory as d × n column-major.
   const Eigen::Index n_all = data.theta.rows();
@@ -529,7 +532,8 @@ TrainingReport train_score_model(const SimulationData& data, const std::string& 
                                       "--learning-rate or --clip-norm 10",
                                       epoch + 1, val_loss));
     const bool stop = s.since_best >= st.patience;
-    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - last_checkpoint).count() > 5.0 && !stop &&
+    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - last_checkpoint).count() >=
+            st.checkpoint_seconds && !stop &&
         epoch + 1 < st.max_epochs) {
       save_checkpoint(checkpoint, fp, s);
       last_checkpoint = std::chrono::steady_clock::now();

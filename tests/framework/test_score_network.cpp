@@ -30,6 +30,7 @@ constexpr double kFdStep = 1e-5;
 
 // Worst relative error |a − b| / max(|b|, floor) over a set of comparisons.
 struct Worst {
+  Worst(std::string w, double f) : what(std::move(w)), floor(f) {}
   std::string what;
   double floor;
   double err = 0;

@@ -34,6 +34,11 @@ struct TrainingSettings {
   std::uint64_t seed = 0;
   int threads = 0;                     // 0: all cores; results do not depend on it
   ProgressMode progress = ProgressMode::automatic;
+  double checkpoint_seconds = 5.0;     // write <output>.checkpoint at most this often
+  // Train in unconstrained coordinates (docs/training-coordinates.md). Turning it off trains
+  // directly in θ, which biases integration by parts on bounded priors; kept for diagnostics
+  // and for the test that shows the bias.
+  bool unconstrained = true;
   bool resume = false;                 // continue from <output>.checkpoint
   bool overwrite = false;
 };

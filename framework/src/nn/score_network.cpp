@@ -17,6 +17,7 @@
 
 #include "fsbi/random.hpp"
 #include "nn/activations.hpp"
+#include "nn/gemm.hpp"
 
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_reduce.h>
@@ -86,6 +87,7 @@ struct Workspace {
   Mat<T> outdot;    // vector: r (axes, d × n: r_j = dz_j ∂N_j/∂z_j) or Ẏ (probe, d × n)
   Mat<T> curv;      // energy: K (1 × n)
   Mat<T> out_bar, outdot_bar;  // seeds of the reverse pass (same shapes as out/outdot)
+  GemmBuffers<T> gemm;         // packing buffers of every product (nn/gemm.hpp)
 
   void resize_levels(std::size_t levels) {
     for (auto* v : {&hc, &ac, &bar, &abar, &s1, &s2, &s3, &g, &q, &dtil}) v->resize(levels);
@@ -178,18 +180,20 @@ void forward(const Net<T>& net, const Inputs<T>& in, const ForwardPlan& plan, Wo
     Mat<T>& hc = ws.hc[l];
     hc.resize(H, cols_t);
     const auto W = net.W(l);
+    // The GEMM accumulates, so start the primal columns from the bias (no separate pass).
+    hc.leftCols(n).colwise() = net.b(l);
     if (l == 0) {
-      hc.leftCols(n).noalias() = W * ws.a0;
+      gemm(ws.gemm, hc.leftCols(n), op_n(W), op_n(ws.a0), true);
       if (plan.tangents == Tangents::axes) {
         const auto dz = in.cols(in.dz);
         for (Index j = 0; j < d; ++j) hc.middleCols(n * (1 + j), n).noalias() = W.col(j) * dz.row(j);
       } else if (plan.tangents == Tangents::probe) {
-        hc.middleCols(n, n).noalias() = W.leftCols(d) * ws.w;
+        gemm(ws.gemm, hc.middleCols(n, n), op_n(W.leftCols(d)), op_n(ws.w), false);
       }
     } else {
-      hc.noalias() = W * ws.ac[l - 1].leftCols(cols_t);
+      hc.rightCols(n * m).setZero();
+      gemm(ws.gemm, hc, op_n(W), op_n(ws.ac[l - 1].leftCols(cols_t)), true);
     }
-    hc.leftCols(n).colwise() += net.b(l);
 
     Mat<T>& ac = ws.ac[l];
     ac.resize(H, cols_all);
@@ -207,7 +211,7 @@ void forward(const Net<T>& net, const Inputs<T>& in, const ForwardPlan& plan, Wo
   const Mat<T>& aL = ws.ac[L - 1];
   if (!energy) {
     ws.out.resize(o, n);
-    ws.out.noalias() = Wo * aL.leftCols(n);
+    gemm(ws.gemm, ws.out, op_n(Wo), op_n(aL.leftCols(n)), false);
     ws.out.colwise() += net.b(L);
     if (plan.tangents == Tangents::axes) {
       ws.outdot.resize(d, n);
@@ -215,7 +219,7 @@ void forward(const Net<T>& net, const Inputs<T>& in, const ForwardPlan& plan, Wo
         ws.outdot.row(j).noalias() = Wo.row(j) * aL.middleCols(n * (1 + j), n);
     } else if (plan.tangents == Tangents::probe) {
       ws.outdot.resize(d, n);
-      ws.outdot.noalias() = Wo * aL.middleCols(n, n);
+      gemm(ws.gemm, ws.outdot, op_n(Wo), op_n(aL.middleCols(n, n)), false);
     }
     return;
   }
@@ -235,13 +239,13 @@ void forward(const Net<T>& net, const Inputs<T>& in, const ForwardPlan& plan, Wo
     if (l == L - 1) {
       g = Wo.row(0).transpose().replicate(1, n);
     } else {
-      g.noalias() = net.W(l + 1).transpose() * ws.bar[l + 1].rightCols(n);
+      gemm(ws.gemm, g, op_t(net.W(l + 1)), op_n(ws.bar[l + 1].rightCols(n)), false);
     }
     ws.bar[l].resize(H, cols_all);
     ws.bar[l].rightCols(n).array() = ws.s1[l].array() * g.array();
   }
   ws.out.resize(d, n);
-  ws.out.noalias() = net.W(0).leftCols(d).transpose() * ws.bar[0].rightCols(n);
+  gemm(ws.gemm, ws.out, op_t(net.W(0).leftCols(d)), op_n(ws.bar[0].rightCols(n)), false);
   if (m > 0) {
     ws.curv.setZero(1, n);
     for (int l = 0; l < L; ++l) {
@@ -276,9 +280,9 @@ void backward(const Net<T>& net, const Inputs<T>& in, Tangents tangents, T kappa
       Mat<T>& dt = ws.dtil[l];
       dt.resize(net.rows(l), n);
       if (l == 0) {
-        dt.noalias() = net.W(0).leftCols(d) * ws.out_bar;
+        gemm(ws.gemm, dt, op_n(net.W(0).leftCols(d)), op_n(ws.out_bar), false);
       } else {
-        dt.noalias() = net.W(l) * ws.ac[l - 1].rightCols(n);
+        gemm(ws.gemm, dt, op_n(net.W(l)), op_n(ws.ac[l - 1].rightCols(n)), false);
       }
       auto gt = ws.ac[l].rightCols(n).array();
       auto ht = ws.bar[l].leftCols(n).array();
@@ -291,15 +295,15 @@ void backward(const Net<T>& net, const Inputs<T>& in, Tangents tangents, T kappa
       }
     }
     grad.W(L).row(0).noalias() += ws.ac[L - 1].rightCols(n).rowwise().sum().transpose();
-    grad.W(0).leftCols(d).noalias() += ws.bar[0].rightCols(n) * ws.out_bar.transpose();
+    gemm(ws.gemm, grad.W(0).leftCols(d), op_n(ws.bar[0].rightCols(n)), op_t(ws.out_bar), true);
   } else {
     // Output layer: N = W_o a + b_o and the tangent outputs.
     const auto Wo = net.W(L);
     const Mat<T>& aL = ws.ac[L - 1];
     Mat<T>& ab = ws.abar[L - 1];
     ab.resize(net.rows(L - 1), cols_t);
-    ab.leftCols(n).noalias() = Wo.transpose() * ws.out_bar;
-    grad.W(L).noalias() += ws.out_bar * aL.leftCols(n).transpose();
+    gemm(ws.gemm, ab.leftCols(n), op_t(Wo), op_n(ws.out_bar), false);
+    gemm(ws.gemm, grad.W(L), op_n(ws.out_bar), op_t(aL.leftCols(n)), true);
     grad.b(L).noalias() += ws.out_bar.rowwise().sum();
     if (tangents == Tangents::axes) {
       for (Index j = 0; j < d; ++j) {
@@ -307,8 +311,8 @@ void backward(const Net<T>& net, const Inputs<T>& in, Tangents tangents, T kappa
         grad.W(L).row(j).noalias() += ws.outdot_bar.row(j) * aL.middleCols(n * (1 + j), n).transpose();
       }
     } else if (tangents == Tangents::probe) {
-      ab.middleCols(n, n).noalias() = Wo.transpose() * ws.outdot_bar;
-      grad.W(L).noalias() += ws.outdot_bar * aL.middleCols(n, n).transpose();
+      gemm(ws.gemm, ab.middleCols(n, n), op_t(Wo), op_n(ws.outdot_bar), false);
+      gemm(ws.gemm, grad.W(L), op_n(ws.outdot_bar), op_t(aL.middleCols(n, n)), true);
     }
   }
 
@@ -331,11 +335,20 @@ void backward(const Net<T>& net, const Inputs<T>& in, Tangents tangents, T kappa
       } else {
         ht = s1 * ab.leftCols(n).array();
       }
+      // Per tangent block, one fused pass: h~ += σ'' ⊙ T ⊙ ȧ~ and T~ = σ' ⊙ ȧ~ (memory-bound,
+      // so each array is read once; the blocks are contiguous H·n runs).
+      const Index len = H * n;
+      T* __restrict hb = bar.data();
+      const T* __restrict p1 = ws.s1[l].data();
+      const T* __restrict p2 = ws.s2[l].data();
       for (Index b = 0; b < m; ++b) {
-        const auto Tb = hc.middleCols(n * (1 + b), n).array();
-        const auto atb = ab.middleCols(n * (1 + b), n).array();
-        ht += ws.s2[l].array() * Tb * atb;
-        bar.middleCols(n * (1 + b), n).array() = s1 * atb;
+        const T* __restrict Tb = hc.data() + len * (1 + b);
+        const T* __restrict atb = ab.data() + len * (1 + b);
+        T* __restrict tb = bar.data() + len * (1 + b);
+        for (Index i = 0; i < len; ++i) {
+          hb[i] += p2[i] * Tb[i] * atb[i];
+          tb[i] = p1[i] * atb[i];
+        }
       }
     } else {
       for (Index b = 0; b < m; ++b) bar.middleCols(n * (1 + b), n).setZero();
@@ -349,19 +362,19 @@ void backward(const Net<T>& net, const Inputs<T>& in, Tangents tangents, T kappa
 
     grad.b(l).noalias() += bar.leftCols(n).rowwise().sum();
     if (l > 0) {
-      grad.W(l).noalias() += bar * ws.ac[l - 1].leftCols(cols_all).transpose();
+      gemm(ws.gemm, grad.W(l), op_n(bar), op_t(ws.ac[l - 1].leftCols(cols_all)), true);
       Mat<T>& ab = ws.abar[l - 1];
       ab.resize(net.rows(l - 1), cols_t);
-      ab.noalias() = net.W(l).transpose() * bar.leftCols(cols_t);
+      gemm(ws.gemm, ab, op_t(net.W(l)), op_n(bar.leftCols(cols_t)), false);
     } else {
       auto gW = grad.W(0);
-      gW.noalias() += bar.leftCols(n) * ws.a0.transpose();
+      gemm(ws.gemm, gW, op_n(bar.leftCols(n)), op_t(ws.a0), true);
       if (tangents == Tangents::axes) {
         const auto dz = in.cols(in.dz);
         for (Index j = 0; j < d; ++j)
           gW.col(j).noalias() += bar.middleCols(n * (1 + j), n) * dz.row(j).transpose();
       } else if (tangents == Tangents::probe) {
-        gW.leftCols(d).noalias() += bar.middleCols(n, n) * ws.w.transpose();
+        gemm(ws.gemm, gW.leftCols(d), op_n(bar.middleCols(n, n)), op_t(ws.w), true);
       }
     }
   }

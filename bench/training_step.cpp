@@ -1,0 +1,136 @@
+// Training-step throughput of the score networks: objective_sum with its parameter gradient,
+// float32, batch 256, hidden {128, 128, 128}, SiLU, for (d, k) = (2, 2), (5, 10), (10, 10) and
+// both model kinds; and, as the yardstick, the single-precision matmul peak of Eigen on this
+// machine for products of the same shapes.
+//
+// Counters: samples/s (items_per_second) and GFLOP/s of the matrix products, counted
+// analytically by fsbi::nn::objective_flops (formula in docs/score-network.md).
+//
+//   BM_TrainingStep/<kind>/<objective>/<d>/<k>/<threads>  threads = 0: objective_sum directly;
+//                                                   1, 2: objective_sum_parallel (blocks of 128)
+//   BM_MatmulPeak/<cols>/<threads>                  C = A·B, A 128×128, B 128×cols, one per thread
+//
+// Run: build/bench/training_step [--benchmark_repetitions=5 --benchmark_report_aggregates_only]
+// The machine is shared: take the best of several runs.
+#include "nn/score_network.hpp"
+
+#include "fsbi/random.hpp"
+
+#include <benchmark/benchmark.h>
+#include <tbb/global_control.h>
+#include <tbb/parallel_for.h>
+
+#include <cmath>
+
+namespace {
+
+using fsbi::nn::Activation;
+using fsbi::nn::Architecture;
+using fsbi::nn::BatchInputs;
+using fsbi::nn::Mat;
+using fsbi::nn::ModelKind;
+using fsbi::nn::Objective;
+using fsbi::nn::ScoreNetwork;
+using fsbi::nn::Vec;
+
+constexpr Eigen::Index kBatch = 256;
+constexpr Eigen::Index kBlock = 128;
+
+Mat<float> normal(std::uint64_t index, Eigen::Index rows, Eigen::Index cols) {
+  fsbi::CounterRng rng(7, fsbi::Stream::test, index);
+  Mat<float> m(rows, cols);
+  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = static_cast<float>(rng.normal());
+  return m;
+}
+
+BatchInputs<float> make_batch(int d, int k) {
+  BatchInputs<float> b;
+  const Mat<float> u = normal(1, d, kBatch);
+  const auto t = (u.array() / 2).tanh();
+  const float r3 = std::sqrt(3.0f);
+  b.z = (r3 * t).matrix();
+  b.dz = (r3 / 2 * (1 - t.square())).matrix();
+  b.d2z = (-r3 / 2 * t * (1 - t.square())).matrix();
+  b.x = normal(2, k, kBatch);
+  b.prior_score = -u;
+  b.probe = normal(3, d, kBatch).array().sign().matrix();
+  b.target = normal(4, d, kBatch);
+  return b;
+}
+
+void BM_TrainingStep(benchmark::State& state) {
+  const auto kind = static_cast<ModelKind>(state.range(0));
+  const auto objective = static_cast<Objective>(state.range(1));
+  Architecture arch;
+  arch.kind = kind;
+  arch.theta_dim = static_cast<int>(state.range(2));
+  arch.x_dim = static_cast<int>(state.range(3));
+  arch.hidden = {128, 128, 128};
+  arch.activation = Activation::silu;
+  const int threads = static_cast<int>(state.range(4));
+  ScoreNetwork<float> net(arch);
+  net.initialize(1);
+  const BatchInputs<float> batch = make_batch(arch.theta_dim, arch.x_dim);
+  Vec<float> grad;
+  tbb::global_control limit(tbb::global_control::max_allowed_parallelism, std::max(threads, 1));
+  for (auto _ : state) {
+    const float v = threads == 0 ? net.objective_sum(batch, objective, &grad)
+                                 : net.objective_sum_parallel(batch, objective, &grad, kBlock);
+    benchmark::DoNotOptimize(v);
+    benchmark::DoNotOptimize(grad.data());
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      fsbi::nn::objective_flops(arch, objective, kBatch, true) * 1e-9,
+      benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["MFLOP/sample"] =
+      fsbi::nn::objective_flops(arch, objective, kBatch, true) / kBatch * 1e-6;
+  state.SetLabel(std::string(fsbi::nn::to_string(kind)) + " " +
+                 std::string(fsbi::nn::to_string(objective)));
+}
+
+void TrainingStepArgs(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"kind", "obj", "d", "k", "threads"});
+  for (int kind : {0, 1})
+    for (auto [d, k] : {std::pair{2, 2}, std::pair{5, 10}, std::pair{10, 10}})
+      for (int threads : {0, 1, 2})
+        b->Args({kind, static_cast<int>(Objective::ibp), d, k, threads});
+  // The other objectives, single thread, for comparison.
+  for (int kind : {0, 1})
+    for (Objective o : {Objective::sliced, Objective::latent})
+      b->Args({kind, static_cast<int>(o), 5, 10, 0});
+}
+BENCHMARK(BM_TrainingStep)->Apply(TrainingStepArgs)->UseRealTime()->MinTime(0.5);
+
+// Eigen's single-precision GEMM on this machine at the shapes of a 128-wide layer: the peak
+// that GFLOP/s above should be compared with. With 2 threads, each runs its own product.
+void BM_MatmulPeak(benchmark::State& state) {
+  const Eigen::Index cols = state.range(0);
+  const int threads = static_cast<int>(state.range(1));
+  tbb::global_control limit(tbb::global_control::max_allowed_parallelism, threads);
+  std::vector<Mat<float>> A, B, C;
+  for (int t = 0; t < threads; ++t) {
+    A.push_back(normal(10 + t, 128, 128));
+    B.push_back(normal(20 + t, 128, cols));
+    C.emplace_back(128, cols);
+  }
+  for (auto _ : state) {
+    if (threads == 1) {
+      C[0].noalias() = A[0] * B[0];
+    } else {
+      tbb::parallel_for(0, threads, [&](int t) { C[t].noalias() = A[t] * B[t]; });
+    }
+    benchmark::DoNotOptimize(C[0].data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * 128 * 128 * double(cols) * threads * 1e-9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_MatmulPeak)
+    ->ArgNames({"cols", "threads"})
+    ->ArgsProduct({{256, 768, 2816}, {1, 2}})
+    ->UseRealTime()
+    ->MinTime(0.5);
+
+}  // namespace
+
+BENCHMARK_MAIN();

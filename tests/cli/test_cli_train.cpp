@@ -1,0 +1,140 @@
+// `fsbi train` and `fsbi score` through the real binary: resume after SIGKILL, score I/O, errors.
+#include "fsbi/score_model.hpp"
+#include "fsbi/table_io.hpp"
+#include "test_support.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+extern char** environ;
+
+namespace fsbi {
+namespace {
+
+using test::run_fsbi;
+using testing::HasSubstr;
+
+class CliTrain : public testing::Test {
+ protected:
+  void SetUp() override {
+    const auto r = run_fsbi({"simulate", "-s", "gaussian_linear", "--sim-opt", "dim=2", "-n", "4000", "--seed",
+                             std::to_string(test::announce_seed("simulation", 21)), "-o", data(), "--quiet"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  std::string data() const { return tmp.file("data.h5"); }
+  test::TempDir tmp;
+};
+
+TEST_F(CliTrain, KilledTrainingResumesToTheUninterruptedModel) {
+  const std::vector<std::string> common{"train", "--data", data(), "--epochs", "40", "--patience", "1000",
+                                        "--seed", "5", "--threads", "1", "--checkpoint-seconds", "0", "--quiet"};
+  auto killed = common;
+  killed.insert(killed.end(), {"-o", tmp.file("killed.h5")});
+  std::vector<std::string> argv{test::cli_path()};
+  argv.insert(argv.end(), killed.begin(), killed.end());
+  std::vector<char*> cargv;
+  for (auto& s : argv) cargv.push_back(s.data());
+  cargv.push_back(nullptr);
+  pid_t pid = 0;
+  ASSERT_EQ(0, posix_spawn(&pid, cargv[0], nullptr, nullptr, cargv.data(), environ));
+  // Kill once a checkpoint exists (epochs are checkpointed as they finish).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!std::filesystem::exists(tmp.file("killed.h5.checkpoint")) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_EQ(0, kill(pid, SIGKILL));
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "training finished before it could be killed";
+  ASSERT_FALSE(std::filesystem::exists(tmp.file("killed.h5")));
+
+  // Without --resume the leftover checkpoint is pointed out.
+  const auto again = run_fsbi(killed);
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_THAT(again.err, HasSubstr("--resume"));
+
+  auto resume = killed;
+  resume.push_back("--resume");
+  const auto r = run_fsbi(resume);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto whole = common;
+  whole.insert(whole.end(), {"-o", tmp.file("whole.h5")});
+  const auto w = run_fsbi(whole);
+  ASSERT_EQ(w.exit_code, 0) << w.err;
+
+  const ScoreModel a = ScoreModel::load(tmp.file("killed.h5")), b = ScoreModel::load(tmp.file("whole.h5"));
+  EXPECT_EQ(a.info().validation_loss, b.info().validation_loss);
+  EXPECT_EQ(a.info().epochs, 40);
+  const Eigen::MatrixXd th = Eigen::MatrixXd::Random(2, 50) * 0.3, x = Eigen::MatrixXd::Random(2, 50);
+  EXPECT_TRUE(a.score(th, x) == b.score(th, x));
+  EXPECT_FALSE(std::filesystem::exists(tmp.file("killed.h5.checkpoint")));
+}
+
+TEST_F(CliTrain, ScoreCommandReadsAndWritesCsvAndHdf5) {
+  const auto t = run_fsbi({"train", "--data", data(), "-o", tmp.file("m.h5"), "--epochs", "5", "--quiet"});
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  const auto info = run_fsbi({"info", tmp.file("m.h5")});
+  EXPECT_EQ(info.exit_code, 0);
+  EXPECT_THAT(info.out, HasSubstr("vector score network"));
+  EXPECT_THAT(info.out, HasSubstr("gaussian_linear"));
+  {
+    std::ofstream th(tmp.file("theta.csv")), x(tmp.file("x.csv"));
+    th << "parameter_1,parameter_2\n0.1,-0.2\n0.0,0.3\n";
+    x << "0.2,-0.1\n-0.1,0.4\n";
+  }
+  const auto csv = run_fsbi({"score", "--model", tmp.file("m.h5"), "--theta", tmp.file("theta.csv"), "--x",
+                             tmp.file("x.csv"), "-o", tmp.file("s.csv")});
+  ASSERT_EQ(csv.exit_code, 0) << csv.err;
+  const Table s = read_table(tmp.file("s.csv"), 2, "score", "2 columns");
+  ASSERT_EQ(s.rows(), 2);
+  const ScoreModel m = ScoreModel::load(tmp.file("m.h5"));
+  Eigen::MatrixXd th(2, 2), x(2, 2);
+  th << 0.1, 0.0, -0.2, 0.3;
+  x << 0.2, -0.1, -0.1, 0.4;
+  const Eigen::MatrixXd direct = m.score(th, x);
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 2; ++j) EXPECT_DOUBLE_EQ(s(i, j), direct(j, i));
+  // HDF5 in (the simulation file's own datasets) and out.
+  const auto h5 = run_fsbi({"score", "--model", tmp.file("m.h5"), "--theta", data(), "--x", data(), "-o",
+                            tmp.file("s.h5")});
+  ASSERT_EQ(h5.exit_code, 0) << h5.err;
+  const Table sh = read_table(tmp.file("s.h5"), 2, "score", "2 columns", "/score");
+  EXPECT_EQ(sh.rows(), 4000);
+}
+
+TEST_F(CliTrain, ClearErrorsForForeignInputs) {
+  {
+    std::ofstream f(tmp.file("junk.h5"));
+    f << "junk";
+  }
+  const auto junk = run_fsbi({"train", "--data", tmp.file("junk.h5"), "-o", tmp.file("m.h5")});
+  EXPECT_EQ(junk.exit_code, 1);
+  EXPECT_THAT(junk.err, HasSubstr("junk.h5: not an HDF5 file"));
+  const auto not_model = run_fsbi({"score", "--model", data(), "--theta", data(), "--x", data(), "-o", tmp.file("s.csv")});
+  EXPECT_EQ(not_model.exit_code, 1);
+  EXPECT_THAT(not_model.err, HasSubstr("no /model group"));
+  const auto t = run_fsbi({"train", "--data", data(), "-o", tmp.file("m.h5"), "--epochs", "2", "--quiet"});
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  {
+    std::ofstream th(tmp.file("theta3.csv"));
+    th << "1,2,3\n";
+  }
+  const auto wrong = run_fsbi({"score", "--model", tmp.file("m.h5"), "--theta", tmp.file("theta3.csv"), "--x",
+                               tmp.file("theta3.csv"), "-o", tmp.file("s.csv")});
+  EXPECT_EQ(wrong.exit_code, 1);
+  EXPECT_THAT(wrong.err, HasSubstr("theta3.csv: line 1 has 3 values, the model has 2 parameters"));
+  const auto hidden = run_fsbi({"train", "--data", data(), "-o", tmp.file("m9.h5"), "--hidden", "128,x"});
+  EXPECT_EQ(hidden.exit_code, 2);
+  EXPECT_THAT(hidden.err, HasSubstr("--hidden '128,x'"));
+}
+
+}  // namespace
+}  // namespace fsbi

@@ -6,12 +6,15 @@
 // Counters: samples/s (items_per_second) and GFLOP/s of the matrix products, counted
 // analytically by fsbi::nn::objective_flops (formula in docs/score-network.md).
 //
-//   BM_TrainingStep/<kind>/<objective>/<d>/<k>/<threads>  threads = 0: objective_sum directly;
-//                                                   1, 2: objective_sum_parallel (blocks of 128)
-//   BM_MatmulPeak/<cols>/<threads>                  C = A·B, A 128×128, B 128×cols, one per thread
+//   BM_TrainingStep/<kind>/<objective>/<d>/<k>/0          objective_sum, one thread (CPU time)
+//   BM_TrainingStepParallel/<kind>/<objective>/<d>/<k>/<threads>
+//                                 objective_sum_parallel (blocks of 128), 1 or 2 threads (wall time)
+//   BM_MatmulPeak[Parallel]/<cols>/<threads>  C = A·B, A 128×128, B 128×cols, one per thread
+// kind: 0 vector, 1 energy; objective: 0 ibp, 1 sliced, 2 latent.
 //
 // Run: build/bench/training_step [--benchmark_repetitions=5 --benchmark_report_aggregates_only]
 // The machine is shared: take the best of several runs.
+#include "nn/gemm.hpp"
 #include "nn/score_network.hpp"
 
 #include "fsbi/random.hpp"
@@ -89,18 +92,29 @@ void BM_TrainingStep(benchmark::State& state) {
                  std::string(fsbi::nn::to_string(objective)));
 }
 
-void TrainingStepArgs(benchmark::internal::Benchmark* b) {
+// Single-threaded objective_sum: rates per CPU time of the calling thread, which on a shared
+// machine is closer to what the code does than wall time.
+void SingleThreadArgs(benchmark::internal::Benchmark* b) {
   b->ArgNames({"kind", "obj", "d", "k", "threads"});
   for (int kind : {0, 1})
     for (auto [d, k] : {std::pair{2, 2}, std::pair{5, 10}, std::pair{10, 10}})
-      for (int threads : {0, 1, 2})
-        b->Args({kind, static_cast<int>(Objective::ibp), d, k, threads});
-  // The other objectives, single thread, for comparison.
+      b->Args({kind, static_cast<int>(Objective::ibp), d, k, 0});
+  // The other objectives, for comparison.
   for (int kind : {0, 1})
     for (Objective o : {Objective::sliced, Objective::latent})
       b->Args({kind, static_cast<int>(o), 5, 10, 0});
 }
-BENCHMARK(BM_TrainingStep)->Apply(TrainingStepArgs)->UseRealTime()->MinTime(0.5);
+BENCHMARK(BM_TrainingStep)->Apply(SingleThreadArgs)->MinTime(0.5);
+
+// objective_sum_parallel on 1 and 2 threads: wall-clock rates (worker threads' CPU time is not
+// counted by the benchmark library).
+void ParallelArgs(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"kind", "obj", "d", "k", "threads"});
+  for (int kind : {0, 1})
+    for (auto [d, k] : {std::pair{2, 2}, std::pair{5, 10}, std::pair{10, 10}})
+      for (int threads : {1, 2}) b->Args({kind, static_cast<int>(Objective::ibp), d, k, threads});
+}
+BENCHMARK(BM_TrainingStep)->Name("BM_TrainingStepParallel")->Apply(ParallelArgs)->UseRealTime()->MinTime(0.5);
 
 // Eigen's single-precision GEMM on this machine at the shapes of a 128-wide layer: the peak
 // that GFLOP/s above should be compared with. With 2 threads, each runs its own product.
@@ -125,9 +139,27 @@ void BM_MatmulPeak(benchmark::State& state) {
   state.counters["GFLOP/s"] = benchmark::Counter(2.0 * 128 * 128 * double(cols) * threads * 1e-9,
                                                  benchmark::Counter::kIsIterationInvariantRate);
 }
+// The same products through nn::gemm (Eigen's kernel, packing buffers kept between calls): what
+// the GEMM kernel itself reaches once allocation is out of the way.
+void BM_MatmulPeakPersistentBuffers(benchmark::State& state) {
+  const Eigen::Index cols = state.range(0);
+  const Mat<float> A = normal(10, 128, 128), B = normal(20, 128, cols);
+  Mat<float> C(128, cols);
+  fsbi::nn::GemmBuffers<float> buffers;
+  for (auto _ : state) {
+    fsbi::nn::gemm(buffers, C, fsbi::nn::op_n(A), fsbi::nn::op_n(B), false);
+    benchmark::DoNotOptimize(C.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * 128 * 128 * double(cols) * 1e-9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_MatmulPeakPersistentBuffers)->ArgNames({"cols"})->Arg(256)->Arg(768)->Arg(2816)->MinTime(0.5);
+
+BENCHMARK(BM_MatmulPeak)->ArgNames({"cols", "threads"})->ArgsProduct({{256, 768, 2816}, {1}})->MinTime(0.5);
 BENCHMARK(BM_MatmulPeak)
+    ->Name("BM_MatmulPeakParallel")
     ->ArgNames({"cols", "threads"})
-    ->ArgsProduct({{256, 768, 2816}, {1, 2}})
+    ->ArgsProduct({{256, 768, 2816}, {2}})
     ->UseRealTime()
     ->MinTime(0.5);
 

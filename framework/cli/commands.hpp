@@ -27,5 +27,7 @@ int cmd_plugins(const Args& args);
 int cmd_info(const Args& args);
 int cmd_train(const Args& args);
 int cmd_score(const Args& args);
+int cmd_sample(const Args& args);
+int cmd_run(const Args& args);
 
 }  // namespace fsbi::cli

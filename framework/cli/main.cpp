@@ -26,6 +26,8 @@ const std::map<std::string, Command>& commands() {
       {"plugins", {fsbi::cli::cmd_plugins, "list the simulator plugins fsbi can find"}},
       {"info", {fsbi::cli::cmd_info, "print a summary of an fsbi file"}},
       {"train", {fsbi::cli::cmd_train, "learn the Fisher score from a simulation file (score matching)"}},
+      {"sample", {fsbi::cli::cmd_sample, "draw posterior samples for observations from a trained model"}},
+      {"run", {fsbi::cli::cmd_run, "simulate, train and sample in one resumable run"}},
       {"score", {fsbi::cli::cmd_score, "evaluate a trained model's Fisher score at given (theta, x) pairs"}},
   };
   return table;

@@ -73,6 +73,8 @@ void write_model(h5::File& file, const StoredModel& m) {
   write_vector(t, "feature_scale", to_vector(m.features.scale()));
   write_vector(t, "x_mean", to_vector(m.x_standardizer.mean()));
   write_vector(t, "x_scale", to_vector(m.x_standardizer.scale()));
+  write_vector(t, "u_min", i.u_min);
+  write_vector(t, "u_max", i.u_max);
   h5::Group h = g.create_group("history");
   write_vector(h, "train_loss", i.train_loss);
   write_vector(h, "validation_loss", i.validation_loss);
@@ -141,6 +143,10 @@ StoredModel read_model(h5::File& file) {
     m.features = FeatureMap(maps, check(read_vector(t, "feature_mean"), d, "feature_mean"),
                             check(read_vector(t, "feature_scale"), d, "feature_scale"));
     m.x_standardizer = Standardizer(check(read_vector(t, "x_mean"), k, "x_mean"), check(read_vector(t, "x_scale"), k, "x_scale"));
+    i.u_min = read_vector(t, "u_min");
+    i.u_max = read_vector(t, "u_max");
+    check(i.u_min, d, "u_min");
+    check(i.u_max, d, "u_max");
     h5::Group h = g.open_group("history");
     i.train_loss = read_vector(h, "train_loss");
     i.validation_loss = read_vector(h, "validation_loss");

@@ -569,6 +569,10 @@ TrainingReport train_score_model(const SimulationData& data, const std::string& 
   info.best_epoch = s.best_epoch + 1;
   info.best_validation_loss = s.best_loss;
   info.latent_sigma = objective == nn::Objective::latent ? st.latent_sigma : 0.0;
+  for (Eigen::Index i = 0; i < d; ++i) {
+    info.u_min.push_back(tr.u.row(i).minCoeff());
+    info.u_max.push_back(tr.u.row(i).maxCoeff());
+  }
   info.train_loss = s.train_loss;
   info.validation_loss = s.val_loss;
   info.learning_rate = s.lr;

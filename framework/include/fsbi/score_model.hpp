@@ -39,6 +39,8 @@ struct ModelInfo {
   double best_validation_loss = 0;
   double latent_sigma = 0;
   std::vector<double> train_loss, validation_loss, learning_rate;  // per epoch
+  // Range of the training pairs in unconstrained coordinates u: where the model was trained.
+  std::vector<double> u_min, u_max;
 };
 
 class ScoreModel {

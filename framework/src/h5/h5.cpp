@@ -1,5 +1,7 @@
 #include "h5/h5.hpp"
 
+#include <hdf5_hl.h>
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -599,6 +601,19 @@ void Object::set_attribute(std::string_view name, std::string_view value) {
   check(H5Awrite(attr.id(), type.id(), &ptr), path_, "writing attribute " + in_quotes(name));
 }
 
+void Object::set_fixed_string_attribute(std::string_view name, std::string_view value) {
+  quiet();
+  Handle type(check_id(H5Tcopy(H5T_C_S1), path_, "H5Tcopy"), H5Tclose);
+  check(H5Tset_size(type.id(), std::max<std::size_t>(value.size(), 1)), path_, "H5Tset_size");
+  check(H5Tset_strpad(type.id(), H5T_STR_NULLTERM), path_, "H5Tset_strpad");
+  check(H5Tset_cset(type.id(), H5T_CSET_ASCII), path_, "H5Tset_cset");
+  Handle space = scalar_space(path_);
+  Handle attr = create_attribute(id(), path_, name, type.id(), space.id());
+  std::string buf(value);
+  buf.resize(std::max<std::size_t>(value.size(), 1), '\0');
+  check(H5Awrite(attr.id(), type.id(), buf.data()), path_, "writing attribute " + in_quotes(name));
+}
+
 void Object::set_attribute(std::string_view name, double value) {
   write_numeric_attribute(id(), path_, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value, 1, true);
 }
@@ -918,14 +933,12 @@ Group Group::open_group(std::string_view name) const {
 }
 
 namespace {
-Dataset create_dataset_impl(const Group& parent, std::string_view name, hid_t file_type,
+Dataset create_dataset_core(const Group& parent, std::string_view name, hid_t file_type,
                             const std::vector<std::uint64_t>& shape,
                             const DatasetOptions& options) {
   quiet();
   const std::string n(name);
   const std::string where = parent.file_name() + ":" + join(in_file_path(parent), name);
-  if (shape.empty() || shape.size() > 2)
-    throw Error(where + ": datasets have 1 or 2 dimensions, got " + std::to_string(shape.size()));
   if (options.deflate_level < 0 || options.deflate_level > 9)
     throw Error(where + ": deflate_level must be 0..9, got " +
                 std::to_string(options.deflate_level));
@@ -965,7 +978,27 @@ Dataset create_dataset_impl(const Group& parent, std::string_view name, hid_t fi
       where, "creating dataset");
   return Dataset(Handle(d, H5Dclose), where);
 }
+
+Dataset create_dataset_impl(const Group& parent, std::string_view name, hid_t file_type,
+                            const std::vector<std::uint64_t>& shape,
+                            const DatasetOptions& options) {
+  if (shape.empty() || shape.size() > 2)
+    throw Error(parent.file_name() + ":" + join(in_file_path(parent), name) +
+                ": datasets have 1 or 2 dimensions, got " + std::to_string(shape.size()));
+  return create_dataset_core(parent, name, file_type, shape, options);
+}
 }  // namespace
+
+Dataset Group::create_array(std::string_view name, DType type,
+                            const std::vector<std::uint64_t>& shape) {
+  quiet();
+  const std::string where = file_name_ + ":" + join(in_file_path(*this), name);
+  if (shape.empty() || shape.size() > H5S_MAX_RANK)
+    throw Error(where + ": arrays have 1 to " + std::to_string(H5S_MAX_RANK) +
+                " dimensions, got " + std::to_string(shape.size()));
+  Handle t = file_type_of(type, path_);
+  return create_dataset_core(*this, name, t.id(), shape, {});
+}
 
 Dataset Group::create_dataset(std::string_view name, DType type, std::vector<std::uint64_t> shape,
                               const DatasetOptions& options) {
@@ -1042,6 +1075,110 @@ std::vector<std::string> Group::children() const {
                    H5_ITER_INC, &idx, collect_link_name, &names),
         path_, "listing links");
   return names;
+}
+
+namespace {
+// The kind of object `name` names, or H5O_TYPE_UNKNOWN if missing or a dangling link.
+H5O_type_t kind_of(const Group& g, std::string_view name) {
+  if (!g.exists(name)) return H5O_TYPE_UNKNOWN;
+  const std::string n(name);
+  if (!check_tri(H5Oexists_by_name(g.id(), n.c_str(), H5P_DEFAULT), g.path(),
+                 "looking up " + in_quotes(name)))
+    return H5O_TYPE_UNKNOWN;
+  return object_type(g.id(), g.path(), n);
+}
+}  // namespace
+
+bool Group::is_group(std::string_view name) const {
+  quiet();
+  return kind_of(*this, name) == H5O_TYPE_GROUP;
+}
+
+bool Group::is_dataset(std::string_view name) const {
+  quiet();
+  return kind_of(*this, name) == H5O_TYPE_DATASET;
+}
+
+// ---- Whole-dataset writes and dimension scales --------------------------------------------------
+
+namespace {
+template <class T>
+void write_all_impl(hid_t dset, const std::string& where, hid_t mem_type, std::span<const T> data) {
+  quiet();
+  Handle space = space_of_dataset(dset, where);
+  const std::size_t n = element_count(space.id(), where);
+  if (data.size() != n)
+    throw Error(where + ": write_all: dataset has " + std::to_string(n) + " elements, got " +
+                std::to_string(data.size()) + " values");
+  if (n == 0) return;
+  check(H5Dwrite(dset, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()), where, "H5Dwrite");
+}
+
+herr_t collect_scale_path(hid_t /*dset*/, unsigned /*dim*/, hid_t scale, void* data) noexcept {
+  try {
+    const ssize_t len = H5Iget_name(scale, nullptr, 0);
+    if (len < 0) return -1;
+    std::string name(static_cast<std::size_t>(len) + 1, '\0');
+    if (H5Iget_name(scale, name.data(), name.size()) < 0) return -1;
+    name.resize(static_cast<std::size_t>(len));
+    static_cast<std::vector<std::string>*>(data)->push_back(std::move(name));
+    return 0;
+  } catch (...) {
+    return -1;
+  }
+}
+}  // namespace
+
+void Dataset::write_all(std::span<const double> data) {
+  write_all_impl(id(), path_, H5T_NATIVE_DOUBLE, data);
+}
+void Dataset::write_all(std::span<const float> data) {
+  write_all_impl(id(), path_, H5T_NATIVE_FLOAT, data);
+}
+void Dataset::write_all(std::span<const std::int64_t> data) {
+  write_all_impl(id(), path_, H5T_NATIVE_INT64, data);
+}
+void Dataset::write_all(std::span<const std::int32_t> data) {
+  write_all_impl(id(), path_, H5T_NATIVE_INT32, data);
+}
+void Dataset::write_all(std::span<const std::int8_t> data) {
+  write_all_impl(id(), path_, H5T_NATIVE_INT8, data);
+}
+
+void Dataset::make_dimension_scale(std::string_view dimension_name) {
+  quiet();
+  const std::string n(dimension_name);
+  check(H5DSset_scale(id(), n.c_str()), path_, "H5DSset_scale " + in_quotes(dimension_name));
+}
+
+bool Dataset::is_dimension_scale() const {
+  quiet();
+  return check_tri(H5DSis_scale(id()), path_, "H5DSis_scale");
+}
+
+void Dataset::attach_scale(const Dataset& scale, unsigned axis) {
+  quiet();
+  const std::size_t rank = shape().size();
+  if (axis >= rank)
+    throw Error(path_ + ": attach_scale: axis " + std::to_string(axis) + " of a " +
+                std::to_string(rank) + "-dimensional dataset");
+  check(H5DSattach_scale(id(), scale.id(), axis), path_,
+        "H5DSattach_scale of " + scale.path() + " to axis " + std::to_string(axis));
+}
+
+std::vector<std::string> Dataset::attached_scales(unsigned axis) const {
+  quiet();
+  const std::size_t rank = shape().size();
+  if (axis >= rank)
+    throw Error(path_ + ": attached_scales: axis " + std::to_string(axis) + " of a " +
+                std::to_string(rank) + "-dimensional dataset");
+  std::vector<std::string> paths;
+  const int n = H5DSget_num_scales(id(), axis);
+  if (n < 0) fail(path_, "H5DSget_num_scales");
+  if (n == 0) return paths;
+  check(H5DSiterate_scales(id(), axis, nullptr, collect_scale_path, &paths), path_,
+        "H5DSiterate_scales");
+  return paths;
 }
 
 // ---- File ---------------------------------------------------------------------------------------

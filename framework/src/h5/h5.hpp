@@ -99,6 +99,10 @@ class Object {
   std::vector<std::int64_t> attribute_ints(std::string_view name) const;
   std::vector<std::string> attribute_strings(std::string_view name) const;
   std::vector<std::string> attribute_names() const;
+  // A scalar fixed-length ASCII string of exactly value.size() bytes (NUL-terminated padding),
+  // the way netCDF-C writes `_NCProperties`: netCDF-C reads that attribute as fixed-length text
+  // and misreads a variable-length one. Replaces an existing attribute like set_attribute.
+  void set_fixed_string_attribute(std::string_view name, std::string_view value);
 
  protected:
   Object() = default;
@@ -158,6 +162,26 @@ class Dataset : public Object {
   // Writes this dataset's cached raw data to the file (H5Dflush). With an allocate_early dataset
   // written within its extent, everything written before flush() survives a kill of the process.
   void flush();
+
+  // Whole-dataset write for any rank (C order, data.size() must equal the number of elements);
+  // HDF5 converts to the stored type.
+  void write_all(std::span<const double> data);
+  void write_all(std::span<const float> data);
+  void write_all(std::span<const std::int64_t> data);
+  void write_all(std::span<const std::int32_t> data);
+  void write_all(std::span<const std::int8_t> data);
+
+  // ---- Dimension scales (HDF5 high-level library, H5DS), what netCDF-4 calls dimensions ----
+  // Makes this dataset a dimension scale named `dimension_name` (H5DSset_scale: attributes CLASS
+  // and NAME). A scale cannot be attached to other scales.
+  void make_dimension_scale(std::string_view dimension_name);
+  bool is_dimension_scale() const;  // H5DSis_scale
+  // Attaches `scale` (a dimension scale in the same file) to axis `axis` of this dataset
+  // (H5DSattach_scale: DIMENSION_LIST here, REFERENCE_LIST on the scale).
+  void attach_scale(const Dataset& scale, unsigned axis);
+  // In-file paths ("/posterior/chain") of the scales attached to `axis`, in attachment order;
+  // empty when none is attached. Throws for an axis the dataset does not have.
+  std::vector<std::string> attached_scales(unsigned axis) const;
 };
 
 class Group : public Object {
@@ -182,6 +206,12 @@ class Group : public Object {
   // DatasetOptions (0 = HDF5's default), for a run that resumes writing.
   Dataset open_dataset(std::string_view name, std::size_t chunk_cache_bytes = 0) const;
   std::vector<std::string> children() const;  // link names in creation order
+  // Whether `name` exists and is a group / a dataset (false if missing or of another kind).
+  bool is_group(std::string_view name) const;
+  bool is_dataset(std::string_view name) const;
+  // Contiguous dataset of any rank >= 1 (e.g. chains x draws x parameters), attribute creation
+  // order tracked and indexed like every dataset here. Write it with Dataset::write_all.
+  Dataset create_array(std::string_view name, DType type, const std::vector<std::uint64_t>& shape);
   const std::string& file_name() const { return file_name_; }
 
  private:

@@ -151,8 +151,7 @@ struct ForwardPlan {
   bool s2 = false;       // σ'' needed
   bool s3 = false;       // σ''' needed
   bool adjoint = false;  // energy: ∇z E and (with tangents) K
-  bool output = false;   // the output layer's value (N, or E)
-  bool backward = false; // the reverse pass will follow (energy: g~ slot in ac)
+  bool output = false;   // energy: the output E itself (the vector model always computes N)
 };
 
 // Forward pass over columns of `in`. Shapes: see Workspace.
@@ -327,6 +326,19 @@ void backward(const Net<T>& net, const Inputs<T>& in, Tangents tangents, T kappa
     const auto s1 = ws.s1[l].array();
     // Energy's top level has no downstream a or ȧ: its adjoints are zero.
     const bool from_above = !(energy && l == L - 1);
+    // Energy with a Laplacian term: T~ also gets 2 kappa σ''(h) ⊙ g ⊙ T (from K).
+    const bool curvature = energy && kappa != T(0) && m > 0;
+    if (curvature) {
+      ws.scratch.resize(H, n);
+      ws.scratch.array() = (T(2) * kappa) * ws.s2[l].array() * ws.g[l].array();
+    }
+    // Per tangent block, one fused pass: h~ += σ'' ⊙ T ⊙ ȧ~ and T~ = σ' ⊙ ȧ~ (+ the curvature
+    // term). Memory-bound, so each array is read once; the blocks are contiguous H·n runs.
+    const Index len = H * n;
+    T* __restrict hb = bar.data();
+    const T* __restrict p1 = ws.s1[l].data();
+    const T* __restrict p2 = curvature || from_above ? ws.s2[l].data() : nullptr;
+    const T* __restrict sc = curvature ? ws.scratch.data() : nullptr;
     if (from_above) {
       const Mat<T>& ab = ws.abar[l];
       auto ht = bar.leftCols(n).array();
@@ -335,29 +347,32 @@ void backward(const Net<T>& net, const Inputs<T>& in, Tangents tangents, T kappa
       } else {
         ht = s1 * ab.leftCols(n).array();
       }
-      // Per tangent block, one fused pass: h~ += σ'' ⊙ T ⊙ ȧ~ and T~ = σ' ⊙ ȧ~ (memory-bound,
-      // so each array is read once; the blocks are contiguous H·n runs).
-      const Index len = H * n;
-      T* __restrict hb = bar.data();
-      const T* __restrict p1 = ws.s1[l].data();
-      const T* __restrict p2 = ws.s2[l].data();
       for (Index b = 0; b < m; ++b) {
         const T* __restrict Tb = hc.data() + len * (1 + b);
         const T* __restrict atb = ab.data() + len * (1 + b);
         T* __restrict tb = bar.data() + len * (1 + b);
-        for (Index i = 0; i < len; ++i) {
-          hb[i] += p2[i] * Tb[i] * atb[i];
-          tb[i] = p1[i] * atb[i];
+        if (curvature) {
+          for (Index i = 0; i < len; ++i) {
+            hb[i] += p2[i] * Tb[i] * atb[i];
+            tb[i] = p1[i] * atb[i] + sc[i] * Tb[i];
+          }
+        } else {
+          for (Index i = 0; i < len; ++i) {
+            hb[i] += p2[i] * Tb[i] * atb[i];
+            tb[i] = p1[i] * atb[i];
+          }
         }
       }
     } else {
-      for (Index b = 0; b < m; ++b) bar.middleCols(n * (1 + b), n).setZero();
-    }
-    if (energy && kappa != T(0) && m > 0) {
-      ws.scratch.resize(H, n);
-      ws.scratch.array() = (T(2) * kappa) * ws.s2[l].array() * ws.g[l].array();
-      for (Index b = 0; b < m; ++b)
-        bar.middleCols(n * (1 + b), n).array() += ws.scratch.array() * hc.middleCols(n * (1 + b), n).array();
+      for (Index b = 0; b < m; ++b) {
+        const T* __restrict Tb = hc.data() + len * (1 + b);
+        T* __restrict tb = bar.data() + len * (1 + b);
+        if (curvature) {
+          for (Index i = 0; i < len; ++i) tb[i] = sc[i] * Tb[i];
+        } else {
+          std::fill(tb, tb + len, T(0));
+        }
+      }
     }
 
     grad.b(l).noalias() += bar.leftCols(n).rowwise().sum();
@@ -401,7 +416,6 @@ T objective_block(const Net<T>& net, const Inputs<T>& in, Objective objective, T
   plan.tangents = objective == Objective::ibp ? Tangents::axes
                   : objective == Objective::sliced ? Tangents::probe
                                                    : Tangents::none;
-  plan.backward = backward_pass;
   plan.adjoint = energy;
   plan.s2 = energy || (backward_pass && plan.tangents != Tangents::none);
   plan.s3 = energy && backward_pass && plan.tangents != Tangents::none;

@@ -1,0 +1,134 @@
+// `fsbi run`: simulate → train → sample into one HDF5 file.
+//
+// Each stage writes its own file next to the output (OUTPUT.simulations.h5, OUTPUT.model.h5) with
+// the stage's own resume mechanism, so an interrupted run continues with --resume at the stage it
+// was in; the final OUTPUT holds /simulations, /model and the posterior groups, and the stage
+// files are removed once it is written.
+#include "cli_common.hpp"
+#include "fsbi/plugin.hpp"
+#include "fsbi/posterior.hpp"
+#include "fsbi/simulation.hpp"
+#include "fsbi/trainer.hpp"
+#include "sample_command.hpp"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+
+namespace fsbi::cli {
+
+namespace fs = std::filesystem;
+
+int cmd_run(const Args& args) {
+  po::options_description desc("fsbi run options");
+  std::string simulator, observation, output, prior_spec, hidden = "128,128,128";
+  std::uint64_t n = 0, seed = 0;
+  int threads = 0;
+  std::vector<std::string> sim_opts, plugin_path;
+  TrainingSettings ts;
+  SamplingCliOptions so;
+  desc.add_options()
+      ("simulator,s", po::value(&simulator)->required(), "simulator name or plugin path")
+      ("observation", po::value(&observation)->required(), "observed data (CSV, one row per i.i.d. observation)")
+      ("num-simulations,n", po::value(&n)->required(), "simulation budget")
+      ("output,o", po::value(&output)->required(), "run file to write: /simulations, /model and the posterior")
+      ("seed", po::value(&seed)->default_value(0), "seed of every stage")
+      ("threads,t", po::value(&threads)->default_value(0), "threads (0: all cores)")
+      ("prior", po::value(&prior_spec), "prior spec overriding the simulator's default")
+      ("sim-opt", po::value(&sim_opts)->composing(), "simulator option KEY=VALUE (repeatable)")
+      ("plugin-path", po::value(&plugin_path)->composing(), "extra folder to search for plugins")
+      ("model-kind", po::value(&ts.model_kind)->default_value(ts.model_kind), "vector | energy")
+      ("objective", po::value(&ts.objective)->default_value(ts.objective), "auto | ibp | sliced | latent")
+      ("hidden", po::value(&hidden)->default_value(hidden), "hidden layer widths")
+      ("epochs", po::value(&ts.max_epochs)->default_value(ts.max_epochs), "maximum training epochs")
+      ("resume", "continue an interrupted run at the stage it was in")
+      ("overwrite", "replace OUTPUT if it exists")
+      ("quiet,q", "no progress output");
+  add_sampling_options(desc, so);
+  po::variables_map vm;
+  if (!parse_args(args,
+                  "usage: fsbi run --simulator NAME|PATH --observation FILE --num-simulations N --output FILE "
+                  "[--num-samples M] [--seed S] [--threads T] [...]",
+                  desc, vm))
+    return exit_ok;
+  const bool quiet = vm.count("quiet") > 0, resume = vm.count("resume") > 0;
+  std::error_code ec;
+  if (fs::exists(output, ec) && !vm.count("overwrite"))
+    throw std::runtime_error(fmt::format("{} already exists; choose another --output or pass --overwrite", output));
+  {
+    std::stringstream ss(hidden);
+    std::string part;
+    ts.hidden.clear();
+    while (std::getline(ss, part, ','))
+      try {
+        ts.hidden.push_back(std::stoi(part));
+      } catch (const std::exception&) {
+        throw UsageError(fmt::format("--hidden '{}': give layer widths separated by commas", hidden));
+      }
+  }
+
+  // Check everything cheap before the expensive stages.
+  SimulatorOptions options;
+  try {
+    options = parse_simulator_options(sim_opts);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
+  auto sim = open_simulator(simulator, options, plugin_path);
+  const Table obs = read_table(observation, sim->data_dim(), "observation",
+                               fmt::format("simulator '{}' produces {}", sim->name(), sim->data_dim()));
+  std::string source = "--prior";
+  if (prior_spec.empty()) {
+    if (!sim->default_prior())
+      throw UsageError(fmt::format("simulator '{}' declares no default prior; give one with --prior", sim->name()));
+    prior_spec = *sim->default_prior();
+    source = "simulator default";
+  }
+  auto prior = parse_prior(prior_spec, sim->parameter_dim());
+
+  const std::string sims_file = output + ".simulations.h5", model_file = output + ".model.h5";
+  // Stage 1: simulations.
+  if (fs::exists(sims_file, ec) && resume) {
+    if (!quiet) std::printf("[1/3] simulations: reusing %s\n", sims_file.c_str());
+  } else {
+    if (!quiet) std::printf("[1/3] simulating %llu × %s\n", static_cast<unsigned long long>(n), sim->name().c_str());
+    SimulationSettings st;
+    st.num_simulations = n;
+    st.seed = seed;
+    st.threads = threads;
+    st.progress = quiet ? ProgressMode::quiet : ProgressMode::automatic;
+    st.resume = resume && fs::exists(partial_path(sims_file), ec);
+    st.overwrite = !resume;
+    run_simulations(*sim, *prior, source, st, sims_file);
+  }
+  // Stage 2: training.
+  if (fs::exists(model_file, ec) && resume) {
+    if (!quiet) std::printf("[2/3] model: reusing %s\n", model_file.c_str());
+  } else {
+    if (!quiet) std::printf("[2/3] training a %s score model\n", ts.model_kind.c_str());
+    ts.seed = seed;
+    ts.threads = threads;
+    ts.progress = quiet ? ProgressMode::quiet : ProgressMode::automatic;
+    ts.resume = resume && fs::exists(model_file + ".checkpoint", ec);
+    ts.overwrite = !resume;
+    const auto r = train_score_model(sims_file, ts, model_file);
+    if (!quiet)
+      std::printf("      %d epochs, best validation loss %.6g at epoch %d\n", r.epochs, r.best_validation_loss,
+                  r.best_epoch);
+  }
+  // Stage 3: sampling, then the single run file.
+  if (!quiet) std::printf("[3/3] sampling the posterior for %lld observation(s)\n", static_cast<long long>(obs.rows()));
+  Posterior post = Posterior::load(model_file);
+  const PosteriorDraws draws = draw_posterior(post, obs, so, seed, threads, quiet);
+  write_posterior_file(output, model_file, draws, obs, observation, seed, sims_file);
+  fs::remove(sims_file, ec);
+  fs::remove(model_file, ec);
+  print_summary(draws, quiet);
+  if (!quiet) std::printf("wrote %s: /simulations, /model and %lld posterior samples\n", output.c_str(),
+                          static_cast<long long>(draws.theta.rows()));
+  return exit_ok;
+}
+
+}  // namespace fsbi::cli

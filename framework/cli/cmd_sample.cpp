@@ -1,0 +1,147 @@
+#include "cli_common.hpp"
+#include "fsbi/posterior.hpp"
+#include "fsbi/progress.hpp"
+#include "fsbi/version.hpp"
+#include "model_file.hpp"
+#include "posterior_file.hpp"
+#include "sample_command.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+namespace fsbi::cli {
+
+namespace fs = std::filesystem;
+
+void add_sampling_options(po::options_description& desc, SamplingCliOptions& o) {
+  desc.add_options()
+      ("num-samples", po::value(&o.num_samples)->default_value(10000), "posterior samples to draw (chains × draws)")
+      ("chains", po::value(&o.options.sampler.chains)->default_value(o.options.sampler.chains), "parallel chains")
+      ("method", po::value(&o.method)->default_value("auto"),
+       "auto | mala | smc | ula (auto: mala for energy models, ula for vector models)")
+      ("warmup", po::value(&o.options.sampler.warmup)->default_value(o.options.sampler.warmup), "adaptation steps per chain")
+      ("init", po::value(&o.options.init)->default_value(o.options.init),
+       "chain starts: nearest (θ of the training pairs whose x is nearest the observations) | prior")
+      ("step-size", po::value(&o.options.sampler.step_size)->default_value(0, "auto"), "sampler step (0: automatic)")
+      ("inference-prior", po::value(&o.prior),
+       "replace the prior at inference time (must lie within the training prior's support)");
+}
+
+PosteriorDraws draw_posterior(Posterior& post, const Table& obs, SamplingCliOptions& o, std::uint64_t seed,
+                              int threads, bool quiet) {
+  if (!o.prior.empty()) post.set_prior(parse_prior(o.prior, post.model().theta_dim()));
+  PosteriorOptions opts = o.options;
+  opts.sampler.seed = seed;
+  opts.sampler.threads = threads;
+  opts.sampler.progress = quiet ? ProgressMode::quiet : ProgressMode::automatic;
+  opts.sampler.method = o.method == "auto" ? (post.model().is_energy() ? SamplerMethod::mala : SamplerMethod::ula)
+                                           : parse_sampler_method(o.method);
+  return post.sample(obs, o.num_samples, opts);
+}
+
+void write_posterior_file(const std::string& output, const std::string& model_path, const PosteriorDraws& draws,
+                          const Table& obs, const std::string& observation_source, std::uint64_t seed,
+                          const std::string& base) {
+  const StoredModel model = read_model(model_path);
+  PosteriorSamples ps;
+  ps.parameter_names = draws.parameter_names;
+  ps.chains = draws.chains;
+  ps.draws = draws.draws;
+  ps.theta.assign(draws.theta.data(), draws.theta.data() + draws.theta.size());
+  const auto& r = draws.result;
+  if (!r.log_density.empty()) {
+    std::vector<double> lp;
+    for (const auto& c : r.log_density) lp.insert(lp.end(), c.data(), c.data() + c.size());
+    if (lp.size() == static_cast<std::size_t>(ps.chains) * static_cast<std::size_t>(ps.draws))
+      ps.stats.emplace_back("lp", lp);
+  }
+  std::vector<double> acc, step;
+  for (int c = 0; c < ps.chains; ++c)
+    for (int t = 0; t < ps.draws; ++t) {
+      acc.push_back(r.acceptance_rate.empty() ? std::nan("") : r.acceptance_rate[static_cast<std::size_t>(c)]);
+      step.push_back(r.step_size.empty() ? std::nan("") : r.step_size[static_cast<std::size_t>(c)]);
+    }
+  ps.stats.emplace_back("acceptance_rate", acc);
+  ps.stats.emplace_back("step_size", step);
+  ps.data_names = model.info.data_names;
+  ps.observations = obs;
+  ps.attributes = {{"sampler", draws.method},
+                   {"init", draws.init},
+                   {"seed", std::to_string(seed)},
+                   {"observation_source", observation_source},
+                   {"model", model_path},
+                   {"simulator_name", model.info.simulator_name},
+                   {"prior", model.info.prior}};
+  ps.rhat.assign(r.rhat.data(), r.rhat.data() + r.rhat.size());
+  ps.ess.assign(r.ess.data(), r.ess.data() + r.ess.size());
+  const std::string partial = output + ".partial";
+  {
+    if (!base.empty()) fs::copy_file(base, partial, fs::copy_options::overwrite_existing);
+    h5::File f = base.empty() ? h5::File::create(partial) : h5::File::open(partial, h5::Access::read_write);
+    write_model(f, model);
+    write_posterior(f, ps);
+    f.close();
+  }
+  fs::rename(partial, output);
+}
+
+void print_summary(const PosteriorDraws& draws, bool quiet) {
+  if (quiet) return;
+  const auto& t = draws.theta;
+  std::printf("%d chains × %d draws (%s, starts: %s)\n", draws.chains, draws.draws, draws.method.c_str(),
+              draws.init.c_str());
+  std::printf("  %-16s %12s %12s %8s %8s\n", "parameter", "mean", "sd", "R-hat", "ESS");
+  for (Eigen::Index j = 0; j < t.cols(); ++j) {
+    const double m = t.col(j).mean();
+    const double sd = std::sqrt((t.col(j).array() - m).square().sum() / std::max<Eigen::Index>(1, t.rows() - 1));
+    const auto& r = draws.result;
+    std::printf("  %-16s %12.5g %12.5g %8.3f %8.0f\n", draws.parameter_names[static_cast<std::size_t>(j)].c_str(), m,
+                sd, j < r.rhat.size() ? r.rhat[j] : std::nan(""), j < r.ess.size() ? r.ess[j] : std::nan(""));
+  }
+  for (const auto& w : draws.result.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+  if (!draws.result.escaped.empty())
+    std::fprintf(stderr, "warning: %zu chains left the region the model was trained on and were dropped\n",
+                 draws.result.escaped.size());
+}
+
+int cmd_sample(const Args& args) {
+  po::options_description desc("fsbi sample options");
+  std::string model, observation, output;
+  std::uint64_t seed = 0;
+  int threads = 0;
+  SamplingCliOptions o;
+  desc.add_options()
+      ("model,m", po::value(&model)->required(), "model file (`fsbi train`) or run file (`fsbi run`)")
+      ("observation", po::value(&observation)->required(),
+       "observed data: CSV (one row per i.i.d. observation, header optional) or FILE.h5:/dataset")
+      ("output,o", po::value(&output)->required(), "posterior file to write (HDF5, netCDF-4 readable)")
+      ("seed", po::value(&seed)->default_value(0), "sampler seed; results do not depend on --threads")
+      ("threads,t", po::value(&threads)->default_value(0), "threads (0: all cores)")
+      ("overwrite", "replace OUTPUT if it exists")
+      ("quiet,q", "no progress output");
+  add_sampling_options(desc, o);
+  po::variables_map vm;
+  if (!parse_args(args,
+                  "usage: fsbi sample --model FILE --observation FILE --num-samples N --output FILE [--chains C] "
+                  "[--seed S] [--threads T]",
+                  desc, vm))
+    return exit_ok;
+  std::error_code ec;
+  if (fs::exists(output, ec) && !vm.count("overwrite"))
+    throw std::runtime_error(fmt::format("{} already exists; choose another --output or pass --overwrite", output));
+  Posterior post = Posterior::load(model);
+  const auto& info = post.model().info();
+  const Table obs = read_table(observation, post.model().x_dim(), "observation",
+                               fmt::format("simulator '{}' produces {}", info.simulator_name, post.model().x_dim()));
+  const bool quiet = vm.count("quiet") > 0;
+  const PosteriorDraws draws = draw_posterior(post, obs, o, seed, threads, quiet);
+  write_posterior_file(output, model, draws, obs, observation, seed);
+  print_summary(draws, quiet);
+  if (!quiet) std::printf("wrote %s: %lld posterior samples\n", output.c_str(), static_cast<long long>(draws.theta.rows()));
+  return exit_ok;
+}
+
+}  // namespace fsbi::cli

@@ -8,7 +8,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libfmt-dev libspdlog-dev librandom123-dev
   # Test helpers: independent readers of fsbi's files.
-  python3 python3-h5py python3-numpy python3-xarray python3-h5netcdf netcdf-bin
+  python3 python3-h5py python3-numpy python3-xarray python3-h5netcdf python3-sklearn netcdf-bin
 )
 missing=()
 for p in "${packages[@]}"; do

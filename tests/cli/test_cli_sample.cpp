@@ -1,0 +1,109 @@
+// `fsbi sample` and `fsbi run` through the real binary on a small problem: the netCDF-4 posterior
+// file (read by xarray), reloading it as a Posterior, determinism across thread counts, errors.
+#include "fsbi/posterior.hpp"
+#include "posterior_file.hpp"
+#include "test_support.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace fsbi {
+namespace {
+
+using test::run_fsbi;
+using testing::HasSubstr;
+
+class CliSample : public testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir = new test::TempDir();
+    const auto s = run_fsbi({"simulate", "-s", "gaussian_linear", "--sim-opt", "dim=2", "-n", "3000", "--seed",
+                             std::to_string(test::announce_seed("simulation", 31)), "-o", file("data.h5"), "--quiet"});
+    ASSERT_EQ(s.exit_code, 0) << s.err;
+    const auto t = run_fsbi({"train", "--data", file("data.h5"), "-o", file("model.h5"), "--model-kind", "energy",
+                             "--epochs", "8", "--seed", "1", "--quiet"});
+    ASSERT_EQ(t.exit_code, 0) << t.err;
+    std::ofstream obs(file("obs.csv"));
+    obs << "data_1,data_2\n0.3,-0.2\n0.25,-0.1\n";
+  }
+  static void TearDownTestSuite() { delete dir; }
+  static std::string file(const std::string& name) { return dir->file(name); }
+  static test::TempDir* dir;
+};
+test::TempDir* CliSample::dir = nullptr;
+
+TEST_F(CliSample, PosteriorFileOpensInXarrayAndReloads) {
+  const auto r = run_fsbi({"sample", "--model", file("model.h5"), "--observation", file("obs.csv"), "--num-samples",
+                           "400", "--chains", "8", "--warmup", "100", "-o", file("post.h5"), "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto py = test::run({"/usr/bin/python3", "-c",
+                             "import xarray as xr\n"
+                             "p = xr.open_dataset('" + file("post.h5") + "', engine='h5netcdf', group='posterior')\n"
+                             "print('dims', dict(p.sizes))\n"
+                             "print('theta', p['theta'].dims)\n"
+                             "print('names', list(p['parameter'].values))\n"
+                             "o = xr.open_dataset('" + file("post.h5") + "', engine='h5netcdf', group='observed_data')\n"
+                             "print('obs', o['x'].dims, o['x'].values.tolist())\n"});
+  if (py.exit_code != 0 && py.err.find("No module named") != std::string::npos) GTEST_SKIP() << py.err;
+  ASSERT_EQ(py.exit_code, 0) << py.err;
+  EXPECT_THAT(py.out, HasSubstr("dims {'chain': 8, 'draw': 50, 'parameter': 2}"));
+  EXPECT_THAT(py.out, HasSubstr("theta ('chain', 'draw', 'parameter')"));
+  EXPECT_THAT(py.out, HasSubstr("names ['parameter_1', 'parameter_2']"));
+  EXPECT_THAT(py.out, HasSubstr("obs ('trial', 'data') [[0.3, -0.2], [0.25, -0.1]]"));
+  EXPECT_THAT(py.out, testing::Not(HasSubstr("phony_dim")));
+
+  // The posterior file alone reloads the model and its samples.
+  const Posterior post = Posterior::load(file("post.h5"));
+  EXPECT_EQ(post.model().info().simulator_name, "gaussian_linear");
+  h5::File f = h5::File::open(file("post.h5"));
+  const PosteriorSamples s = read_posterior(f);
+  EXPECT_EQ(s.chains, 8);
+  EXPECT_EQ(s.draws, 50);
+  EXPECT_EQ(s.observations.rows(), 2);
+}
+
+TEST_F(CliSample, SamplesDoNotDependOnThreads) {
+  for (const std::string threads : {"1", "2"}) {
+    const auto r = run_fsbi({"sample", "--model", file("model.h5"), "--observation", file("obs.csv"),
+                             "--num-samples", "256", "--chains", "8", "--warmup", "50", "--seed", "3", "--threads",
+                             threads, "-o", file("t" + threads + ".h5"), "--quiet"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  h5::File a = h5::File::open(file("t1.h5")), b = h5::File::open(file("t2.h5"));
+  const auto sa = read_posterior(a), sb = read_posterior(b);
+  ASSERT_EQ(sa.theta.size(), 256u * 2);  // samples × parameters
+  EXPECT_EQ(sa.theta, sb.theta);
+}
+
+TEST_F(CliSample, ClearErrors) {
+  {
+    std::ofstream wrong(file("wrong.csv")), empty(file("empty.csv"));
+    wrong << "1,2,3\n";
+    empty << "data_1,data_2\n";
+  }
+  const auto w = run_fsbi({"sample", "--model", file("model.h5"), "--observation", file("wrong.csv"), "-o",
+                           file("x.h5"), "--quiet"});
+  EXPECT_EQ(w.exit_code, 1);
+  EXPECT_THAT(w.err, HasSubstr("wrong.csv: line 1 has 3 values, simulator 'gaussian_linear' produces 2"));
+  const auto e = run_fsbi({"sample", "--model", file("model.h5"), "--observation", file("empty.csv"), "-o",
+                           file("x.h5"), "--quiet"});
+  EXPECT_EQ(e.exit_code, 1);
+  EXPECT_THAT(e.err, HasSubstr("empty.csv: no observation rows"));
+  // A model of another simulator: two_moons' observation file has the right width (2) for this
+  // model, but `fsbi run` checks the observation against the simulator it runs.
+  const auto sims = run_fsbi({"sample", "--model", file("data.h5"), "--observation", file("obs.csv"), "-o",
+                              file("x.h5"), "--quiet"});
+  EXPECT_EQ(sims.exit_code, 1);
+  EXPECT_THAT(sims.err, HasSubstr("no /model group"));
+  const auto run = run_fsbi({"run", "-s", "gaussian_linear", "--observation", file("obs.csv"), "-n", "100", "-o",
+                             file("r.h5"), "--quiet"});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_THAT(run.err, HasSubstr("obs.csv: the header has 2 columns, simulator 'gaussian_linear' produces 10"));
+  EXPECT_FALSE(std::filesystem::exists(file("x.h5")));
+}
+
+}  // namespace
+}  // namespace fsbi

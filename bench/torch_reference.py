@@ -42,7 +42,7 @@ Usage:
   /usr/bin/python3 bench/torch_reference.py --check
   /usr/bin/python3 bench/torch_reference.py [--threads 2] [--formulations all] [--compare]
         [--seconds 3] [--repeats 3] [--batch 256] [--sizes 2x2,5x10,10x10] [--models vector,energy]
-        [--flops] [--blas DIR] [--malloc tuned|default]
+        [--flops] [--no-optimizer] [--blas DIR] [--malloc tuned|default]
 """
 
 import argparse
@@ -270,6 +270,9 @@ def loss_fn(net, kind, coords, method, b, eye_cache):
 # Benchmark
 
 
+OPTIMIZER_STEP = True  # --no-optimizer: objective + gradient only, as bench/training_step
+
+
 def make_step(net, opt, kind, coords, method):
     eye_cache = {}
 
@@ -277,7 +280,8 @@ def make_step(net, opt, kind, coords, method):
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(net, kind, coords, method, b, eye_cache)
         loss.backward()
-        opt.step()
+        if OPTIMIZER_STEP:
+            opt.step()
         return loss
     return step
 
@@ -353,7 +357,8 @@ def run_bench(args):
     if any("/blas/libblas.so" in b for b in blas):
         print("WARNING: this is the netlib REFERENCE BLAS (Debian's default libblas3): torch's "
               "matrix products are then several times slower than with OpenBLAS; see --blas")
-    print("malloc: " + MALLOC_MODE)
+    print("malloc: " + MALLOC_MODE + ";  step: forward + divergence + backward"
+          + (" + Adam" if OPTIMIZER_STEP else " (no optimizer step)"))
     try:
         print("load average: %.2f %.2f %.2f" % os.getloadavg())
     except OSError:
@@ -515,10 +520,15 @@ def main():
                     help="directory with a libblas.so.3 to use instead of the system's")
     ap.add_argument("--malloc", default="tuned", choices=["tuned", "default"],
                     help="glibc malloc: tuned (default; see _tune_malloc) or untouched")
+    ap.add_argument("--no-optimizer", action="store_true",
+                    help="time forward + divergence + backward only, no Adam step (what "
+                    "bench/training_step times for fsbi)")
     ap.add_argument("--check", action="store_true")
     args = ap.parse_args()
     if args.check:
         return run_check(args)
+    global OPTIMIZER_STEP
+    OPTIMIZER_STEP = not args.no_optimizer
     run_bench(args)
     return 0
 

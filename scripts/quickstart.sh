@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's first command: installs what fsbi needs, builds it, and runs the main job on the
-# built-in default example (two_moons), leaving its results under ./quickstart/.
+# built-in default example — simulate two_moons, learn its Fisher score, sample the posterior of
+# examples/data/two_moons_observation.csv — leaving a run file and pictures under ./quickstart/.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
@@ -9,9 +10,14 @@ fsbi="$root/build/bin/fsbi"
 out="$root/quickstart"
 mkdir -p "$out"
 echo
-echo "== fsbi simulate: 10000 two_moons simulations =="
-"$fsbi" simulate --simulator two_moons --num-simulations 10000 --seed 1 \
-  --output "$out/two_moons.h5" --overwrite
+echo "== fsbi run: two_moons, 10000 simulations → score model → posterior =="
+"$fsbi" run --simulator two_moons --observation "$root/examples/data/two_moons_observation.csv" \
+  --num-simulations 10000 --seed 1 --model-kind energy --output "$out/two_moons.h5" --overwrite
 echo
 echo "== fsbi info =="
 "$fsbi" info "$out/two_moons.h5"
+if "$fsbi" plot --help >/dev/null 2>&1; then
+  echo
+  echo "== fsbi plot =="
+  "$fsbi" plot "$out/two_moons.h5"
+fi

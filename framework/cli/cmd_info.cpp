@@ -1,6 +1,7 @@
 #include "cli_common.hpp"
 #include "fsbi/score_model.hpp"
 #include "fsbi/simulation.hpp"
+#include "posterior_file.hpp"
 #include "h5/h5.hpp"
 
 #include <fmt/format.h>
@@ -87,6 +88,27 @@ void print_model(const std::string& path) {
   std::printf("  epochs:     %d, best %d with validation loss %.6g\n", i.epochs, i.best_epoch, i.best_validation_loss);
 }
 
+void print_posterior(h5::File& file) {
+  const PosteriorSamples s = read_posterior(file);
+  std::printf("/posterior\n");
+  for (const auto& [k, v] : s.attributes)
+    if (k == "sampler" || k == "init" || k == "seed") std::printf("  %-11s %s\n", (k + ":").c_str(), v.c_str());
+  std::printf("  samples:    %d chains × %d draws, %lld observation(s)\n", s.chains, s.draws,
+              static_cast<long long>(s.observations.rows()));
+  const auto d = s.parameter_names.size();
+  const auto n = static_cast<std::size_t>(s.chains) * static_cast<std::size_t>(s.draws);
+  std::printf("    %-16s %12s %12s %8s %8s\n", "name", "mean", "sd", "R-hat", "ESS");
+  for (std::size_t j = 0; j < d; ++j) {
+    double m = 0, v = 0;
+    for (std::size_t i = 0; i < n; ++i) m += s.theta[i * d + j];
+    m /= static_cast<double>(std::max<std::size_t>(n, 1));
+    for (std::size_t i = 0; i < n; ++i) v += (s.theta[i * d + j] - m) * (s.theta[i * d + j] - m);
+    v /= static_cast<double>(std::max<std::size_t>(n, 2) - 1);
+    std::printf("    %-16s %12.5g %12.5g %8.3f %8.0f\n", s.parameter_names[j].c_str(), m, std::sqrt(v),
+                j < s.rhat.size() ? s.rhat[j] : std::nan(""), j < s.ess.size() ? s.ess[j] : std::nan(""));
+  }
+}
+
 }  // namespace
 
 int cmd_info(const Args& args) {
@@ -109,6 +131,10 @@ int cmd_info(const Args& args) {
   }
   if (file.exists("model")) {
     print_model(path);
+    known = true;
+  }
+  if (file.exists("posterior")) {
+    print_posterior(file);
     known = true;
   }
   if (!known) {

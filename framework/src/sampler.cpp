@@ -159,7 +159,7 @@ SampleResult run_sampler(const SamplingTarget& target, const Eigen::MatrixXd& in
   r.rhat = split_rhat(r.chains);
   r.ess = effective_sample_size(r.chains);
   const double chains = static_cast<double>(r.chains.size());
-  const double ess_min = std::min(ess_warning_per_chain * chains, ess_warning_total);
+  const double ess_min = smc ? ess_warning_smc : ess_warning_per_chain * chains;
   const char* what = smc ? " across SMC particle groups" : "";
   for (Eigen::Index j = 0; j < d; ++j) {
     if (!(r.rhat(j) <= rhat_warning_threshold))

@@ -6,9 +6,13 @@
 #include <gtest/gtest.h>
 #include <hdf5.h>
 
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <iostream>
+#include <limits>
 #include <set>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -541,7 +545,8 @@ TEST(PosteriorFilePython, XarrayOpensEveryGroupWithNamedDims) {
   EXPECT_THAT(o, HasSubstr("chain [0, 1, 2] int64\n"));
   EXPECT_THAT(o, HasSubstr("draw [0, 1, 2, 3, 4, 5, 6]\n"));
   EXPECT_THAT(o, HasSubstr("theta.equal True\n"));
-  EXPECT_THAT(o, HasSubstr("theta.sel " + std::to_string(theta_value(2, 3, 1)).substr(0, 5)));
+  EXPECT_EQ(theta_value(2, 3, 1), -0.125);
+  EXPECT_THAT(o, HasSubstr("theta.sel -0.125\n"));
   EXPECT_THAT(o, HasSubstr("attrs two_moons nuts [1.001, 1.02] [350.5, 410.25]\n"));
   EXPECT_THAT(o, HasSubstr("sample_stats.dims [('chain', 3), ('draw', 7)]\n"));
   EXPECT_THAT(o, HasSubstr("sample_stats.vars ['acceptance_rate', 'diverging', 'lp']\n"));

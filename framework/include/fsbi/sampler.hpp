@@ -46,11 +46,12 @@ struct SamplingTarget {
 inline constexpr double ula_default_step = 0.2;
 
 // Diagnostic thresholds (docs/sampling.md): a warning when any parameter's R-hat exceeds
-// rhat_warning_threshold or its bulk ESS is below min(ess_warning_per_chain · chains,
-// ess_warning_total).
+// rhat_warning_threshold, or its bulk ESS is below ess_warning_per_chain × chains (MCMC) or
+// ess_warning_smc (SMC). For converged chains R-hat − 1 ≈ 1/(2 · ESS per split chain), so
+// R-hat < 1.01 itself needs roughly 100 effective draws per chain.
 inline constexpr double rhat_warning_threshold = 1.01;
 inline constexpr double ess_warning_per_chain = 100;
-inline constexpr double ess_warning_total = 400;
+inline constexpr double ess_warning_smc = 400;
 
 enum class SamplerMethod {
   ula,   // preconditioned unadjusted Langevin: score only (vector models); biased by the step
@@ -63,17 +64,17 @@ SamplerMethod parse_sampler_method(const std::string& s);  // throws std::invali
 
 struct SamplerSettings {
   SamplerMethod method = SamplerMethod::mala;
-  int chains = 64;            // MCMC chains (SMC: `chains` independent particle groups is not
-                              // used; SMC uses `particles`)
+  int chains = 64;            // MCMC chains. SMC: the final particles are split into this many
+                              // groups of particles/chains draws (a remainder is dropped)
   int draws = 500;            // kept draws per chain
   int warmup = 500;           // adaptation steps per chain (discarded)
   int thin = 1;
   double step_size = 0;       // ε in preconditioned units (the step in u_j is ε·√M_j).
                               // 0: automatic (dual averaging to target_acceptance for MALA; the
                               // curvature rule for ULA, see ula_default_step; acceptance-driven
-                              // for SMC moves). > 0: fixed (SMC: the initial move step).
+                              // for SMC moves). > 0: fixed.
   double target_acceptance = 0.574;
-  int particles = 4096;       // SMC
+  int particles = 4096;       // SMC (`draws` and `warmup` do not apply)
   double ess_threshold = 0.5; // SMC: resample when ESS/N falls below this
   int smc_moves = 10;         // SMC: MALA moves per temperature
   std::uint64_t seed = 0;

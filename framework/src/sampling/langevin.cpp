@@ -111,9 +111,11 @@ void langevin_block(const LangevinStep& step, States& s, Eigen::Index begin, Eig
         const Eigen::VectorXd back = prop.u.col(j) + half_eps2 * m.cwiseProduct(gp.col(j));
         const double lq_rev = -0.5 * ((cur.u.col(j) - back).cwiseQuotient(sqrt_m).squaredNorm()) / (eps * eps);
         const double lq_fwd = -0.5 * xi.col(j).squaredNorm();
-        log_alpha = tempered(prop.log_prior(j), prop.log_lik(j), beta) -
-                    tempered(cur.log_prior(j), cur.log_lik(j), beta) + lq_rev - lq_fwd;
-        if (std::isnan(log_alpha)) log_alpha = -std::numeric_limits<double>::infinity();
+        const double lt = tempered(prop.log_prior(j), prop.log_lik(j), beta);
+        log_alpha = lt - tempered(cur.log_prior(j), cur.log_lik(j), beta) + lq_rev - lq_fwd;
+        // A NaN or +∞ density is a broken model, not a better point: reject.
+        if (std::isnan(log_alpha) || std::isnan(lt) || lt == std::numeric_limits<double>::infinity())
+          log_alpha = -std::numeric_limits<double>::infinity();
       }
       if (accept_prob) accept_prob[c] = log_alpha >= 0 ? 1.0 : std::exp(log_alpha);
       take = log_u(j) < log_alpha;

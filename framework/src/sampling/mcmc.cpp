@@ -65,43 +65,44 @@ std::vector<std::pair<int, int>> adaptation_windows(int warmup) {
   return windows;
 }
 
-// Per-coordinate variance by Welford's method, fed in a fixed order.
-struct RunningVariance {
-  Eigen::VectorXd mean, m2;
-  double n = 0;
-  explicit RunningVariance(Eigen::Index d) : mean(Eigen::VectorXd::Zero(d)), m2(Eigen::VectorXd::Zero(d)) {}
-  void add(const Eigen::VectorXd& x) {
-    n += 1;
-    const Eigen::VectorXd delta = x - mean;
-    mean += delta / n;
-    m2 += delta.cwiseProduct(x - mean);
+// Per-chain running means and sums of squares over a window (Welford, all chains at once), giving
+// the variance across all chains and steps of the window. (Not the pooled within-chain variance
+// Stan uses with one chain: with many chains the total converges faster for a connected
+// posterior, and a slowly mixing sampler — ULA — would underestimate its slow directions.)
+struct WindowVariance {
+  Eigen::MatrixXd mean, m2;  // d × chains
+  double k = 0;              // steps so far
+  WindowVariance(Eigen::Index d, Eigen::Index chains)
+      : mean(Eigen::MatrixXd::Zero(d, chains)), m2(Eigen::MatrixXd::Zero(d, chains)) {}
+  void add(const Eigen::MatrixXd& u) {
+    k += 1;
+    const Eigen::MatrixXd delta = u - mean;
+    mean += delta / k;
+    m2 += delta.cwiseProduct(u - mean);
   }
-  // The variance where it is positive and finite, `previous` elsewhere.
-  Eigen::VectorXd variance_or(const Eigen::VectorXd& previous) const {
-    Eigen::VectorXd v = previous;
-    if (n < 2) return v;
-    for (Eigen::Index j = 0; j < v.size(); ++j) {
-      const double s = m2(j) / (n - 1);
-      if (std::isfinite(s) && s > 0) v(j) = s;
-    }
-    return v;
+  Eigen::VectorXd total() const {
+    const Eigen::VectorXd grand = mean.rowwise().mean();
+    const Eigen::VectorXd between = (mean.colwise() - grand).array().square().rowwise().sum().matrix();
+    return (m2.rowwise().sum() + k * between) / (static_cast<double>(m2.cols()) * k - 1);
   }
 };
 
 // Starting preconditioner: the chains' initial spread where it is positive (nearest-neighbour
 // starts already sketch the posterior's scale), the mean positive spread elsewhere, else 1.
 Eigen::VectorXd initial_preconditioner(const Eigen::MatrixXd& initial) {
-  const Eigen::Index d = initial.rows();
-  RunningVariance rv(d);
-  for (Eigen::Index c = 0; c < initial.cols(); ++c) rv.add(initial.col(c));
-  Eigen::VectorXd v = rv.variance_or(Eigen::VectorXd::Constant(d, std::numeric_limits<double>::quiet_NaN()));
+  const Eigen::Index d = initial.rows(), n = initial.cols();
+  Eigen::VectorXd v = Eigen::VectorXd::Constant(d, std::numeric_limits<double>::quiet_NaN());
+  if (n >= 2) {
+    const Eigen::VectorXd mean = initial.rowwise().mean();
+    v = (initial.colwise() - mean).array().square().rowwise().sum().matrix() / static_cast<double>(n - 1);
+  }
   double sum = 0;
   int positive = 0;
   for (Eigen::Index j = 0; j < d; ++j)
-    if (std::isfinite(v(j))) sum += v(j), ++positive;
+    if (std::isfinite(v(j)) && v(j) > 0) sum += v(j), ++positive;
   const double fill = positive ? sum / positive : 1.0;
   for (Eigen::Index j = 0; j < d; ++j)
-    if (!std::isfinite(v(j))) v(j) = fill;
+    if (!(std::isfinite(v(j)) && v(j) > 0)) v(j) = fill;
   return v;
 }
 
@@ -216,7 +217,7 @@ RawRun run_langevin_chains(const SamplingTarget& target, const Eigen::MatrixXd& 
   out.diverged_at.assign(static_cast<std::size_t>(n), -1);
   std::vector<double> accept_sum(static_cast<std::size_t>(n), 0.0);
   std::vector<double> final_kappa;  // ULA: κ over the terminal buffer, for the final step
-  RunningVariance window_var(d);
+  WindowVariance window_var(d, n);
   std::size_t window = 0;
 
   for (int t = 0; t < total; ++t) {
@@ -242,10 +243,14 @@ RawRun run_langevin_chains(const SamplingTarget& target, const Eigen::MatrixXd& 
         }
       }
       if (window < windows.size() && t >= windows[window].first) {
-        for (Eigen::Index c = 0; c < n; ++c) window_var.add(s.u.col(c));
+        window_var.add(s.u);
         if (t + 1 == windows[window].second) {
-          pc = Preconditioner(window_var.variance_or(pc.m));
-          window_var = RunningVariance(d);
+          const Eigen::VectorXd v = window_var.total();
+          Eigen::VectorXd mnew = pc.m;
+          for (Eigen::Index j = 0; j < d; ++j)
+            if (std::isfinite(v(j)) && v(j) > 0) mnew(j) = v(j);
+          pc = Preconditioner(mnew);
+          window_var = WindowVariance(d, n);
           ++window;
           restart_step();
         }

@@ -33,12 +33,18 @@ double relative_ess(const Eigen::VectorXd& log_w, const Eigen::RowVectorXd& log_
   return s1 * s1 / s2 / static_cast<double>(n);
 }
 
+// exp(log_w) / Σ exp(log_w). (Scalar std::exp: GCC 12 warns falsely inside Eigen's AVX-512 exp.)
+Eigen::VectorXd normalised_weights(const Eigen::VectorXd& log_w) {
+  const double top = log_w.maxCoeff();
+  Eigen::VectorXd w(log_w.size());
+  for (Eigen::Index i = 0; i < w.size(); ++i) w(i) = std::exp(log_w(i) - top);
+  return w / w.sum();
+}
+
 // Systematic resampling with one uniform from (seed, temperature): indices in increasing order.
 std::vector<Eigen::Index> systematic_resample(const Eigen::VectorXd& log_w, std::uint64_t seed, int temperature) {
   const Eigen::Index n = log_w.size();
-  const double top = log_w.maxCoeff();
-  Eigen::VectorXd w = (log_w.array() - top).exp().matrix();
-  w /= w.sum();
+  const Eigen::VectorXd w = normalised_weights(log_w);
   CounterRng rng(seed, Stream::sampling, global_rng_index, static_cast<std::uint64_t>(temperature));
   const double u0 = rng.uniform();
   std::vector<Eigen::Index> index(static_cast<std::size_t>(n));
@@ -70,14 +76,15 @@ RawRun run_smc(const SamplingTarget& target, const SamplerSettings& st) {
   // A particle where the prior or the likelihood is not finite gets weight zero (its log
   // likelihood becomes −∞); it disappears at the first resampling.
   for (Eigen::Index i = 0; i < n; ++i) {
-    if (std::isnan(s.log_lik(i)) || !std::isfinite(s.log_prior(i)) || !s.grad_prior.col(i).allFinite() ||
+    if (!std::isfinite(s.log_lik(i)) || !std::isfinite(s.log_prior(i)) || !s.grad_prior.col(i).allFinite() ||
         !s.grad_lik.col(i).allFinite())
       s.log_lik(i) = -std::numeric_limits<double>::infinity();
   }
 
   Eigen::VectorXd log_w = Eigen::VectorXd::Zero(n);
   double beta = 0;
-  double eps = 1.65 * std::pow(static_cast<double>(d), -1.0 / 6.0);
+  // MALA's optimal scaling on a Gaussian in preconditioned units is about 1.65·d^(−1/6).
+  double eps = st.step_size > 0 ? st.step_size : 1.65 * std::pow(static_cast<double>(d), -1.0 / 6.0);
   Eigen::VectorXd m = Eigen::VectorXd::Ones(d);
   std::vector<double> accept(static_cast<std::size_t>(n), 0.0), accept_final(static_cast<std::size_t>(n), 0.0);
   RawRun out;
@@ -120,7 +127,7 @@ RawRun run_smc(const SamplingTarget& target, const SamplerSettings& st) {
 
     // Preconditioner: the particles' (weighted) spread at this temperature.
     {
-      const Eigen::VectorXd w = (log_w.array() - log_w.maxCoeff()).exp().matrix() / (log_w.array() - log_w.maxCoeff()).exp().sum();
+      const Eigen::VectorXd w = normalised_weights(log_w);
       const Eigen::VectorXd mean = s.u * w;
       const Eigen::VectorXd var = (s.u.colwise() - mean).array().square().matrix() * w;
       for (Eigen::Index j = 0; j < d; ++j)

@@ -6,7 +6,7 @@ packages=(
   libeigen3-dev libtbb-dev libhdf5-dev hdf5-tools
   libboost-dev libboost-program-options-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libfmt-dev libspdlog-dev librandom123-dev
+  libfmt-dev libspdlog-dev librandom123-dev libcairo2-dev
   # Test helpers: independent readers of fsbi's files.
   python3 python3-h5py python3-numpy python3-xarray python3-h5netcdf python3-sklearn netcdf-bin
 )

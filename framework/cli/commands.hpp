@@ -29,5 +29,6 @@ int cmd_train(const Args& args);
 int cmd_score(const Args& args);
 int cmd_sample(const Args& args);
 int cmd_run(const Args& args);
+int cmd_plot(const Args& args);
 
 }  // namespace fsbi::cli

@@ -27,6 +27,7 @@ const std::map<std::string, Command>& commands() {
       {"info", {fsbi::cli::cmd_info, "print a summary of an fsbi file"}},
       {"train", {fsbi::cli::cmd_train, "learn the Fisher score from a simulation file (score matching)"}},
       {"sample", {fsbi::cli::cmd_sample, "draw posterior samples for observations from a trained model"}},
+      {"plot", {fsbi::cli::cmd_plot, "write PNG figures of a file: posterior corner plot, training loss"}},
       {"run", {fsbi::cli::cmd_run, "simulate, train and sample in one resumable run"}},
       {"score", {fsbi::cli::cmd_score, "evaluate a trained model's Fisher score at given (theta, x) pairs"}},
   };

@@ -78,6 +78,15 @@ TEST_F(CliSample, SamplesDoNotDependOnThreads) {
   EXPECT_EQ(sa.theta, sb.theta);
 }
 
+// The examples/ program: load a posterior and draw samples through the C++ API.
+TEST_F(CliSample, ExampleProgramLoadsAPosterior) {
+  const auto r = test::run({std::string(FSBI_TEST_BINARY_DIR) + "/bin/load_posterior", file("model.h5"),
+                            file("obs.csv"), "200"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, testing::ContainsRegex("parameter_1: mean -?[0-9]"));
+  EXPECT_THAT(r.out, testing::ContainsRegex("parameter_2: mean -?[0-9]"));
+}
+
 TEST_F(CliSample, ClearErrors) {
   {
     std::ofstream wrong(file("wrong.csv")), empty(file("empty.csv"));

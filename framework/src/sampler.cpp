@@ -161,16 +161,29 @@ SampleResult run_sampler(const SamplingTarget& target, const Eigen::MatrixXd& in
   const double chains = static_cast<double>(r.chains.size());
   const double ess_min = smc ? ess_warning_smc : ess_warning_per_chain * chains;
   const char* what = smc ? " across SMC particle groups" : "";
+  const double draws = static_cast<double>(r.chains.front().rows());
   for (Eigen::Index j = 0; j < d; ++j) {
-    if (!(r.rhat(j) <= rhat_warning_threshold))
+    if (!(r.rhat(j) <= rhat_warning_threshold)) {
+      // Finite chains inflate R-hat even when they agree: R-hat − 1 ≈ (τ − 1)/draws, with τ the
+      // draws per effective draw. Say so when that alone reaches half the threshold's margin.
+      const double tau = chains * draws / r.ess(j), inflation = (tau - 1) / draws;
+      std::string hint;
+      if (!smc && inflation > 0.5 * (rhat_warning_threshold - 1))
+        hint = fmt::format(" (with {:.3g} draws per effective draw and {} draws per chain, even agreeing chains "
+                           "read about {:.3g})", tau, draws, 1 + inflation);
       r.warnings.push_back(fmt::format(
-          "R-hat {:.3g} for parameter {} > {}{}: {}", r.rhat(j), j, rhat_warning_threshold, what,
+          "R-hat {:.3g} for parameter {} > {}{}: {}{}", r.rhat(j), j, rhat_warning_threshold, what,
           smc ? "the particles descend from few ancestors; use more particles or smc_moves"
-              : "the chains disagree; run longer (warm-up and draws) and look for separated modes"));
+              : "the chains disagree or are too short; run longer (warm-up and draws) and look for separated modes",
+          hint));
+    }
     if (!(r.ess(j) >= ess_min))
-      r.warnings.push_back(fmt::format(
-          "bulk ESS {:.0f} for parameter {} < {:.0f}: estimates are noisy; {}", r.ess(j), j, ess_min,
-          smc ? "use more particles" : "run longer"));
+      r.warnings.push_back(
+          smc ? fmt::format("bulk ESS {:.0f} for parameter {} < {:.0f}: the Monte-Carlo error exceeds 5% of a "
+                            "posterior sd; use more particles or smc_moves", r.ess(j), j, ess_min)
+              : fmt::format("bulk ESS {:.0f} for parameter {} < {:.0f} ({} per chain): too few effective draws per "
+                            "chain for R-hat and ESS to be reliable; run longer chains",
+                            r.ess(j), j, ess_min, ess_warning_per_chain));
   }
   return r;
 }

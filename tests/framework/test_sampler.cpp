@@ -681,6 +681,27 @@ TEST(TrustedRegion, ChainsThatLeaveAreDroppedAndListed) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Progress
+
+TEST(Progress, LongRunsReportThroughTheProgressReporter) {
+  const auto prob = correlated_gaussian();
+  SamplerSettings st = quiet(SamplerMethod::mala, seed_for("progress", 701));
+  st.progress = ProgressMode::log;
+  st.chains = 8;
+  st.warmup = 20;
+  st.draws = 20;
+  testing::internal::CaptureStderr();
+  run_sampler(prob.target(), starts(prob.mp, Eigen::Vector2d(1, 2), st.chains, st.seed), st);
+  st.method = SamplerMethod::smc;
+  st.particles = 256;
+  run_sampler(prob.target(), Eigen::MatrixXd(), st);
+  const std::string err = testing::internal::GetCapturedStderr();
+  std::printf("%s", err.c_str());
+  EXPECT_THAT(err, HasSubstr("sampling (mala) 40/40"));
+  EXPECT_THAT(err, HasSubstr("tempering (smc) 1000/1000"));
+}
+
+// ---------------------------------------------------------------------------------------------
 // Errors
 
 TEST(SamplerErrors, MethodsNeedingTheLikelihoodSaySo) {

@@ -161,8 +161,9 @@ RawRun run_langevin_chains(const SamplingTarget& target, const Eigen::MatrixXd& 
     return ls;
   };
 
-  // MALA: a step size whose acceptance brackets the target (Stan's heuristic, averaged over all
-  // chains): double or halve until the mean acceptance crosses it. Probes never move the chains.
+  // MALA: a step whose mean acceptance probability over all chains is near the target, from trial
+  // proposals that never move a chain: double or halve until the acceptance crosses the target
+  // (Stan's heuristic), then 6 bisections in log ε (to within a factor 2^(1/64)).
   auto reasonable_mala_step = [&](double eps) {
     auto probe = [&](double e) {
       LangevinStep ls = make_step(e, probe_attempt_base + probes++);
@@ -170,15 +171,22 @@ RawRun run_langevin_chains(const SamplingTarget& target, const Eigen::MatrixXd& 
       sweep(ls);
       return mean_of(accept);
     };
-    const double a0 = probe(eps);
-    const bool up = a0 > st.target_acceptance;
-    for (int i = 0; i < 60; ++i) {
+    const bool up = probe(eps) > st.target_acceptance;
+    double lo = eps, hi = eps;  // acceptance(lo) > target ≥ acceptance(hi), once bracketed
+    bool bracketed = false;
+    for (int i = 0; i < 60 && !bracketed; ++i) {
       const double next = up ? 2 * eps : 0.5 * eps;
-      const double a = probe(next);
-      if (up ? a < st.target_acceptance : a > st.target_acceptance) return std::sqrt(eps * next);
+      const bool above = probe(next) > st.target_acceptance;
+      if (up && !above) lo = eps, hi = next, bracketed = true;
+      if (!up && above) lo = next, hi = eps, bracketed = true;
       eps = next;
     }
-    return eps;
+    if (!bracketed) return eps;
+    for (int i = 0; i < 6; ++i) {
+      const double mid = std::sqrt(lo * hi);
+      (probe(mid) > st.target_acceptance ? lo : hi) = mid;
+    }
+    return std::sqrt(lo * hi);
   };
 
   // ULA: λ̂ estimates the largest local curvature of log p in preconditioned units (the 90 %
@@ -195,11 +203,13 @@ RawRun run_langevin_chains(const SamplingTarget& target, const Eigen::MatrixXd& 
   };
 
   DualAveraging da;
+  // MALA's optimal scaling on a Gaussian in preconditioned units is about 1.65·d^(−1/6).
   double eps = fixed_step ? st.step_size : 1.65 * std::pow(static_cast<double>(d), -1.0 / 6.0);
+  double eps_bracketed = eps;
   auto restart_step = [&]() {
     if (fixed_step) return;
     if (mala) {
-      eps = reasonable_mala_step(eps);
+      eps = eps_bracketed = reasonable_mala_step(eps);
       da.restart(eps);
     } else {
       probe_curvature();
@@ -257,7 +267,9 @@ RawRun run_langevin_chains(const SamplingTarget& target, const Eigen::MatrixXd& 
       }
       if (t + 1 == st.warmup && !fixed_step) {
         if (mala) {
-          eps = da.averaged(eps);
+          // Dual averaging starts by exploring steps up to 10× larger; after fewer than 20 updates
+          // (a very short warm-up) its average is not yet a step, so the bracketed one is used.
+          eps = da.counter >= 20 ? da.averaged(eps) : eps_bracketed;
         } else {
           const double q = quantile_finite(final_kappa, 0.9);
           if (std::isfinite(q) && q > 0) lambda = q;

@@ -181,8 +181,8 @@ RawRun run_smc(const SamplingTarget& target, const SamplerSettings& st) {
         "smc: {} of {} particles ({:.1f}%) lie outside the region the model was trained on and were removed",
         out.removed_particles, n, 100.0 * out.removed_particles / static_cast<double>(n)));
 
-  const int groups = st.chains;
-  const Eigen::Index per = static_cast<Eigen::Index>(keep.size()) / groups;
+  const Eigen::Index per = static_cast<Eigen::Index>(keep.size()) / st.chains;
+  const int groups = per > 0 ? st.chains : 0;  // fewer particles kept than groups: none returned
   out.chains.assign(static_cast<std::size_t>(groups), Eigen::MatrixXd(per, d));
   out.log_density.assign(static_cast<std::size_t>(groups), Eigen::VectorXd(per));
   out.acceptance_rate.assign(static_cast<std::size_t>(groups), 0.0);

@@ -5,14 +5,7 @@
 // normalising constants) is computed once in the constructor; the Gaussian with full covariance
 // works in place in the caller's spans instead of building Eigen temporaries.
 
-// GCC 12 reports a false (maybe-)uninitialized `__Y` inside its own AVX-512 intrinsics headers
-// (`__m512d __Y = __Y;`) wherever Eigen's vectorised kernels are inlined under -march=native
-// (GCC PR 105593, fixed in GCC 13). The warning's location is the intrinsics header, so only a
-// pragma in force before the first Eigen include silences it; it must precede our own header.
-#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+#include "gcc12_avx512_warnings.hpp"  // first: before any Eigen header
 #include "fsbi/prior.hpp"
 
 #include <Eigen/Cholesky>

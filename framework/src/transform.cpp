@@ -11,12 +11,7 @@
 // nearer face (a + (b−a)σ(u) for u < 0, b − (b−a)σ(−u) for u ≥ 0) and u from both distances,
 // u = log(θ − a) − log(b − θ), so θ → u → θ is accurate near either face.
 
-// GCC 12 reports a false (maybe-)uninitialized `__Y` inside its AVX-512 intrinsics headers where
-// Eigen's kernels are inlined under -march=native (GCC PR 105593); see framework/src/prior.cpp.
-#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+#include "gcc12_avx512_warnings.hpp"  // first: before any Eigen header
 #include "fsbi/transform.hpp"
 
 #include <fmt/format.h>

@@ -5,12 +5,7 @@
 //
 // Monte-Carlo checks allow 5 standard errors (two-sided false-alarm rate ~6e-7 per check) with
 // fixed, printed seeds.
-// GCC 12 reports a false (maybe-)uninitialized `__Y` inside its AVX-512 intrinsics headers where
-// Eigen's kernels are inlined under -march=native (GCC PR 105593); see framework/src/prior.cpp.
-#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+#include "gcc12_avx512_warnings.hpp"  // first: before any Eigen header
 #include "fsbi/prior.hpp"
 
 #include "test_support.hpp"

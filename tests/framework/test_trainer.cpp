@@ -19,18 +19,6 @@ namespace {
 
 using testing::HasSubstr;
 
-SimulationData simulate(const std::string& dir, const std::string& name, const std::string& prior_spec,
-                        std::uint64_t n, std::uint64_t seed, const SimulatorOptions& options = {}) {
-  auto sim = open_simulator("gaussian_linear", options, {test::bundled_plugin_dir()});
-  auto prior = parse_prior(prior_spec.empty() ? *sim->default_prior() : prior_spec, sim->parameter_dim());
-  SimulationSettings st;
-  st.num_simulations = n;
-  st.seed = seed;
-  st.progress = ProgressMode::quiet;
-  const std::string path = dir + "/" + name;
-  run_simulations(*sim, *prior, "test", st, path);
-  return read_simulations(path);
-}
 
 TrainingSettings quick_settings(std::uint64_t seed) {
   TrainingSettings st;
@@ -41,7 +29,7 @@ TrainingSettings quick_settings(std::uint64_t seed) {
 
 TEST(TrainerDeterminism, OneAndTwoThreadsGiveBitIdenticalModels) {
   test::TempDir tmp;
-  const auto train = simulate(tmp.path(), "train.h5", "", 2000, test::announce_seed("simulation", 9), {{"dim", "3"}});
+  const auto train = test::simulate_gaussian_linear(tmp.path(), "train.h5", "", 2000, test::announce_seed("simulation", 9), {{"dim", "3"}});
   TrainingSettings st = quick_settings(10);
   st.max_epochs = 5;
   st.threads = 1;
@@ -74,7 +62,7 @@ TEST(TrainerErrors, BadFilesAndSettings) {
   } catch (const std::exception& e) {
     EXPECT_THAT(e.what(), HasSubstr("not an HDF5 file"));
   }
-  const auto train = simulate(tmp.path(), "train.h5", "", 200, 12, {{"dim", "2"}});
+  const auto train = test::simulate_gaussian_linear(tmp.path(), "train.h5", "", 200, 12, {{"dim", "2"}});
   st.max_epochs = 2;
   train_score_model(tmp.file("train.h5"), st, tmp.file("m.h5"));
   // A model file is not simulation data, and simulation data is not a model.

@@ -20,18 +20,6 @@ namespace {
 
 using testing::HasSubstr;
 
-SimulationData simulate(const std::string& dir, const std::string& name, const std::string& prior_spec,
-                        std::uint64_t n, std::uint64_t seed, const SimulatorOptions& options = {}) {
-  auto sim = open_simulator("gaussian_linear", options, {test::bundled_plugin_dir()});
-  auto prior = parse_prior(prior_spec.empty() ? *sim->default_prior() : prior_spec, sim->parameter_dim());
-  SimulationSettings st;
-  st.num_simulations = n;
-  st.seed = seed;
-  st.progress = ProgressMode::quiet;
-  const std::string path = dir + "/" + name;
-  run_simulations(*sim, *prior, "test", st, path);
-  return read_simulations(path);
-}
 
 // E‖ŝ − s‖² / E‖s‖² over pairs, with s = (x − θ)/0.1 the exact gaussian_linear score.
 double relative_score_error(const ScoreModel& model, const SimulationData& fresh) {
@@ -59,8 +47,8 @@ class GaussianLinearAccuracy : public testing::TestWithParam<AccuracyCase> {};
 
 TEST_P(GaussianLinearAccuracy, RelativeScoreErrorBelowFivePercent) {
   test::TempDir tmp;
-  const auto train = simulate(tmp.path(), "train.h5", "", 10000, test::announce_seed("simulation", 1));
-  const auto fresh = simulate(tmp.path(), "fresh.h5", "", 10000, test::announce_seed("fresh pairs", 2));
+  const auto train = test::simulate_gaussian_linear(tmp.path(), "train.h5", "", 10000, test::announce_seed("simulation", 1));
+  const auto fresh = test::simulate_gaussian_linear(tmp.path(), "fresh.h5", "", 10000, test::announce_seed("fresh pairs", 2));
   TrainingSettings st = quick_settings(3);
   st.model_kind = GetParam().kind;
   st.objective = GetParam().objective;
@@ -82,8 +70,8 @@ INSTANTIATE_TEST_SUITE_P(ModelsAndObjectives, GaussianLinearAccuracy,
 TEST(TrainerBoxPrior, TransformRemovesTheBoundaryBias) {
   test::TempDir tmp;
   const SimulatorOptions two{{"dim", "2"}};
-  const auto train = simulate(tmp.path(), "train.h5", "uniform(-1, 1)", 10000, test::announce_seed("simulation", 4), two);
-  const auto fresh = simulate(tmp.path(), "fresh.h5", "uniform(-1, 1)", 10000, test::announce_seed("fresh", 5), two);
+  const auto train = test::simulate_gaussian_linear(tmp.path(), "train.h5", "uniform(-1, 1)", 10000, test::announce_seed("simulation", 4), two);
+  const auto fresh = test::simulate_gaussian_linear(tmp.path(), "fresh.h5", "uniform(-1, 1)", 10000, test::announce_seed("fresh", 5), two);
   TrainingSettings with = quick_settings(6);
   TrainingSettings without = with;
   without.unconstrained = false;

@@ -108,6 +108,20 @@ CommandResult run_fsbi(const std::vector<std::string>& args, const std::vector<s
   return run(argv, full_env);
 }
 
+SimulationData simulate_gaussian_linear(const std::string& dir, const std::string& name,
+                                        const std::string& prior_spec, std::uint64_t n, std::uint64_t seed,
+                                        const SimulatorOptions& options) {
+  auto sim = open_simulator("gaussian_linear", options, {bundled_plugin_dir()});
+  auto prior = parse_prior(prior_spec.empty() ? *sim->default_prior() : prior_spec, sim->parameter_dim());
+  SimulationSettings st;
+  st.num_simulations = n;
+  st.seed = seed;
+  st.progress = ProgressMode::quiet;
+  const std::string path = dir + "/" + name;
+  run_simulations(*sim, *prior, "test", st, path);
+  return read_simulations(path);
+}
+
 std::uint64_t announce_seed(const std::string& what, std::uint64_t seed) {
   std::printf("[seed] %s = %llu\n", what.c_str(), static_cast<unsigned long long>(seed));
   return seed;

@@ -2,6 +2,9 @@
 // subprocess, and announcing seeds.
 #pragma once
 
+#include "fsbi/plugin.hpp"
+#include "fsbi/simulation.hpp"
+
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -40,6 +43,12 @@ std::string cli_path();                     // the fsbi executable under test
 std::string bundled_plugin_dir();          // where the bundled simulators are built
 std::string fixture_plugin(const std::string& name);  // path of a test fixture plugin
 std::string shared_dir();                   // ../shared beside the project (sbibm data)
+
+// Simulates n gaussian_linear pairs through the real plugin and engine into dir/name and reads
+// them back; prior_spec "" keeps the simulator's default prior.
+SimulationData simulate_gaussian_linear(const std::string& dir, const std::string& name,
+                                        const std::string& prior_spec, std::uint64_t n, std::uint64_t seed,
+                                        const SimulatorOptions& options = {});
 
 // Prints "[seed] <what> = <seed>" so a failing run can be reproduced, and returns the seed.
 std::uint64_t announce_seed(const std::string& what, std::uint64_t seed);

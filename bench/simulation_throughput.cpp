@@ -1,7 +1,7 @@
 // Simulation engine throughput: the engine (pipeline + HDF5 writing) against a plain loop that
 // calls the same simulator on one thread, for a simulator with a set cost per call.
 //
-//   bench/simulation_throughput [--cost-us 20] [--n-costly 40000] [--n-trivial 4000000]
+//   bench/simulation_throughput [--cost-us 20] [--n-costly 200000] [--n-trivial 4000000]
 //
 // Reports (1) the engine's parallel efficiency on 2 threads: plain-loop time / (2 × engine time),
 // HDF5 writing included; (2) the engine's per-simulation overhead on one thread for a trivial
@@ -76,7 +76,7 @@ long long calibrate_iterations(const std::string& plugin, double cost_us) {
 
 int main(int argc, char** argv) {
   double cost_us = 20;
-  std::uint64_t n_costly = 40000, n_trivial = 4000000;
+  std::uint64_t n_costly = 200000, n_trivial = 4000000;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--cost-us")) cost_us = std::atof(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--n-costly")) n_costly = std::strtoull(argv[i + 1], nullptr, 10);

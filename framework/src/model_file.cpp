@@ -1,5 +1,7 @@
 #include "model_file.hpp"
 
+#include "file_stamp.hpp"
+
 #include "fsbi/version.hpp"
 
 #include <fmt/format.h>
@@ -25,12 +27,7 @@ std::vector<double> read_vector(const h5::Group& g, const std::string& name) {
 }  // namespace
 
 void write_model(h5::File& file, const StoredModel& m) {
-  if (!file.has_attribute("fsbi_format")) {
-    file.set_attribute("fsbi_format", "fsbi");
-    file.set_attribute("fsbi_format_version", static_cast<std::int64_t>(model_format_version));
-    file.set_attribute("fsbi_version", version_string);
-    file.set_attribute("hdf5_version", h5::hdf5_version());
-  }
+  stamp_fsbi_file(file);
   h5::Group g = file.create_group("model");
   const ModelInfo& i = m.info;
   g.set_attribute("model_format_version", static_cast<std::int64_t>(model_format_version));

@@ -1,5 +1,7 @@
 #include "posterior_file.hpp"
 
+#include "file_stamp.hpp"
+
 #include "fsbi/version.hpp"
 
 #include <fmt/format.h>
@@ -172,12 +174,7 @@ void write_posterior(h5::File& file, const PosteriorSamples& s) {
   const std::uint64_t d = s.parameter_names.size();
 
   // Root: what netCDF-4 readers and fsbi look for, then provenance.
-  if (!file.has_attribute("fsbi_format")) {
-    file.set_attribute("fsbi_format", "fsbi");
-    file.set_attribute("fsbi_format_version", std::int64_t{1});
-    file.set_attribute("fsbi_version", version_string);
-    file.set_attribute("hdf5_version", h5::hdf5_version());
-  }
+  stamp_fsbi_file(file);
   file.set_fixed_string_attribute(
       "_NCProperties", fmt::format("version=2,fsbi={},hdf5={}", version_string, h5::hdf5_version()));
   for (const auto& [name, value] : s.attributes) file.set_attribute(name, value);

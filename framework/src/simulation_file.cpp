@@ -1,5 +1,7 @@
 #include "simulation_file.hpp"
 
+#include "file_stamp.hpp"
+
 #include "fsbi/simulation.hpp"
 #include "fsbi/version.hpp"
 
@@ -57,10 +59,7 @@ std::unique_ptr<SimulationWriter> SimulationWriter::create(const std::string& pa
   w->k_ = desc.data_names.size();
   w->failure_capacity_ = failure_capacity;
   w->file_ = h5::File::create(path);
-  w->file_.set_attribute("fsbi_format", "fsbi");
-  w->file_.set_attribute("fsbi_format_version", static_cast<std::int64_t>(simulation_format_version));
-  w->file_.set_attribute("fsbi_version", version_string);
-  w->file_.set_attribute("hdf5_version", h5::hdf5_version());
+  stamp_fsbi_file(w->file_);
   w->group_ = w->file_.create_group("simulations");
   write_description(w->group_, desc);
   w->group_.set_attribute("status", "running");

@@ -19,7 +19,6 @@
 
 namespace fsbi {
 
-inline constexpr int simulation_format_version = 1;
 inline constexpr std::size_t failure_message_width = 256;
 
 struct FailureRecord {

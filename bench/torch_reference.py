@@ -51,7 +51,18 @@ import os
 import sys
 import time
 
-os.environ["OPENBLAS_NUM_THREADS"] = "1"  # must precede `import torch`
+
+def _argv_value(argv, name):
+    for i, a in enumerate(argv):
+        if a == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith(name + "="):
+            return a.split("=", 1)[1]
+    return None
+
+
+# must precede `import torch`; --openblas-threads only for experiments (see torch_reference.md)
+os.environ["OPENBLAS_NUM_THREADS"] = _argv_value(sys.argv, "--openblas-threads") or "1"
 
 
 def _preload_blas(argv):
@@ -60,17 +71,12 @@ def _preload_blas(argv):
     to them (same sonames) without touching the system's BLAS alternative. E.g. an OpenBLAS
     unpacked with `apt-get download libopenblas0-pthread && dpkg -x *.deb root`:
     --blas root/usr/lib/x86_64-linux-gnu/openblas-pthread"""
-    for i, a in enumerate(argv):
-        path = None
-        if a == "--blas" and i + 1 < len(argv):
-            path = argv[i + 1]
-        elif a.startswith("--blas="):
-            path = a.split("=", 1)[1]
-        if path:
-            for name in ("libopenblas.so.0", "libblas.so.3", "liblapack.so.3"):
-                f = os.path.join(path, name)
-                if os.path.exists(f):
-                    ctypes.CDLL(f, mode=ctypes.RTLD_GLOBAL)
+    path = _argv_value(argv, "--blas")
+    if path:
+        for name in ("libopenblas.so.0", "libblas.so.3", "liblapack.so.3"):
+            f = os.path.join(path, name)
+            if os.path.exists(f):
+                ctypes.CDLL(f, mode=ctypes.RTLD_GLOBAL)
 
 
 def _tune_malloc(argv):
@@ -79,8 +85,7 @@ def _tune_malloc(argv):
     trimming), which otherwise costs a page fault per 4 KiB on every allocation and makes the
     d = 10 configurations up to ~4x slower. The same effect as running torch under jemalloc or
     tcmalloc (PyTorch's CPU tuning guide); done with mallopt so no preload is needed."""
-    if "--malloc=default" in argv or ("--malloc" in argv and
-                                      argv[argv.index("--malloc") + 1:][:1] == ["default"]):
+    if _argv_value(argv, "--malloc") == "default":
         return "glibc default"
     try:
         libc = ctypes.CDLL("libc.so.6")
@@ -523,6 +528,8 @@ def main():
     ap.add_argument("--no-optimizer", action="store_true",
                     help="time forward + divergence + backward only, no Adam step (what "
                     "bench/training_step times for fsbi)")
+    ap.add_argument("--openblas-threads", default="1",
+                    help="OPENBLAS_NUM_THREADS (default 1; other values only for experiments)")
     ap.add_argument("--check", action="store_true")
     args = ap.parse_args()
     if args.check:

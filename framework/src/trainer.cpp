@@ -100,12 +100,30 @@ Eigen::MatrixXd smoothed_prior_score(const Prior& prior, const ParameterTransfor
     return -llt.solve(ut.colwise() - g->mean);
   }
   // Box coordinates: u has the standard logistic density σ(u)σ(−u) whatever the box; convolve
-  // numerically per coordinate.
+  // numerically per coordinate. A uniform prior trained without the transform (u = θ) has the
+  // closed form log(Φ((b − ũ)/e) − Φ((a − ũ)/e)).
   static const GaussHermite gh(48);
+  const Eigen::VectorXd lo = prior.lower_bounds(), hi = prior.upper_bounds();
   Eigen::MatrixXd out(ut.rows(), ut.cols());
   for (Eigen::Index i = 0; i < ut.rows(); ++i) {
-    if (tr.maps()[static_cast<std::size_t>(i)] != CoordinateMap::box)
-      throw TrainingError("latent objective: unsupported prior for the smoothed prior score");
+    const CoordinateMap map = tr.maps()[static_cast<std::size_t>(i)];
+    if (map == CoordinateMap::identity && std::isfinite(lo[i]) && std::isfinite(hi[i])) {
+      for (Eigen::Index j = 0; j < ut.cols(); ++j) {
+        const double za = (lo[i] - ut(i, j)) / e[i], zb = (hi[i] - ut(i, j)) / e[i];
+        // q = Φ(zb) − Φ(za) (from the nearer tail, without cancellation); dq/dũ =
+        // (φ(za) − φ(zb))/e. Where q underflows, the Mills-ratio limit: z/e of the nearer face.
+        const double r2 = std::sqrt(2.0);
+        const double q = za > 0 ? 0.5 * (std::erfc(za / r2) - std::erfc(zb / r2))
+                                : 0.5 * (std::erfc(-zb / r2) - std::erfc(-za / r2));
+        const double phi_a = std::exp(-0.5 * za * za), phi_b = std::exp(-0.5 * zb * zb);
+        const double dq = (phi_a - phi_b) / (std::sqrt(2.0 * M_PI) * e[i]);
+        out(i, j) = q > 1e-280 ? dq / q : (zb < 0 ? zb / e[i] : za / e[i]);
+      }
+      continue;
+    }
+    if (map != CoordinateMap::box)
+      throw TrainingError("latent objective: unsupported prior for the smoothed prior score (" +
+                          prior.spec() + "): use a Gaussian, log-normal or uniform prior");
     for (Eigen::Index j = 0; j < ut.cols(); ++j) {
       double q = 0, dq = 0;
       for (Eigen::Index m = 0; m < gh.nodes.size(); ++m) {

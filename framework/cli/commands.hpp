@@ -30,5 +30,8 @@ int cmd_score(const Args& args);
 int cmd_sample(const Args& args);
 int cmd_run(const Args& args);
 int cmd_plot(const Args& args);
+int cmd_mle(const Args& args);
+int cmd_fisher(const Args& args);
+int cmd_compress(const Args& args);
 
 }  // namespace fsbi::cli

@@ -30,6 +30,9 @@ const std::map<std::string, Command>& commands() {
       {"plot", {fsbi::cli::cmd_plot, "write PNG figures of a file: posterior corner plot, training loss"}},
       {"run", {fsbi::cli::cmd_run, "simulate, train and sample in one resumable run"}},
       {"score", {fsbi::cli::cmd_score, "evaluate a trained model's Fisher score at given (theta, x) pairs"}},
+      {"mle", {fsbi::cli::cmd_mle, "maximum-likelihood estimate by local Fisher score matching"}},
+      {"fisher", {fsbi::cli::cmd_fisher, "Fisher information, Cramer-Rao bounds and Wald intervals at a parameter point"}},
+      {"compress", {fsbi::cli::cmd_compress, "score compression t(x) = s(theta_fid, x) of a data table"}},
   };
   return table;
 }

@@ -48,6 +48,7 @@ void print_matrix(const char* title, const Eigen::MatrixXd& m, const std::vector
 int cmd_fisher(const Args& args) {
   po::options_description desc("fsbi fisher options");
   std::string simulator, theta_text, model_path, mle_path, sigma, features, prior_spec, output;
+  std::string estimator = "jacobian";
   std::uint64_t n = 0, local_n = 0, seed = 0;
   double n_obs = 0, ridge = 0;
   int threads = 0;
@@ -56,6 +57,8 @@ int cmd_fisher(const Args& args) {
       ("model,m", po::value(&model_path), "trained model (`fsbi train`): F from its amortised score; with --local "
                                           "--features learned, the feature model")
       ("local", "F from a local score fit at theta (local Fisher score matching) instead of a trained model")
+      ("estimator", po::value(&estimator)->default_value(estimator),
+       "with --model: jacobian (F = -E[ds/dtheta], robust to score errors) | outer (F = E[s s^T])")
       ("simulator,s", po::value(&simulator), "simulator name or plugin path (default with --model: the model's)")
       ("theta", po::value(&theta_text), "parameter point, comma-separated (default with --mle: the estimate)")
       ("num-simulations,n", po::value(&n)->default_value(10000), "fresh simulations at theta for the average of s sᵀ")
@@ -157,7 +160,7 @@ int cmd_fisher(const Args& args) {
     sigma_used = lf.sigma;
     warnings = lf.warnings;
   } else {
-    fe = model_fisher(*model, sim, theta, n, seed, threads, &failed);
+    fe = model_fisher(*model, sim, theta, n, seed, threads, &failed, parse_fisher_estimator(estimator));
     simulations = n;
   }
   for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());

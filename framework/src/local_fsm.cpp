@@ -430,8 +430,15 @@ LocalFisher local_fisher(const Simulator& simulator, const Prior& prior, const E
   return out;
 }
 
+FisherEstimator parse_fisher_estimator(const std::string& s) {
+  if (s == "jacobian") return FisherEstimator::jacobian;
+  if (s == "outer") return FisherEstimator::outer;
+  throw LocalFsmError(fmt::format("--estimator '{}': use jacobian or outer", s));
+}
+
 FisherEstimate model_fisher(const ScoreModel& model, const Simulator& simulator, const Eigen::VectorXd& theta,
-                            std::uint64_t n, std::uint64_t seed, int threads, std::uint64_t* failed) {
+                            std::uint64_t n, std::uint64_t seed, int threads, std::uint64_t* failed,
+                            FisherEstimator estimator) {
   const int d = simulator.parameter_dim(), k = simulator.data_dim();
   if (model.theta_dim() != d || model.x_dim() != k)
     throw LocalFsmError(fmt::format("the model has {} parameters and {} data values, simulator '{}' has {} and {}",
@@ -447,7 +454,38 @@ FisherEstimate model_fisher(const ScoreModel& model, const Simulator& simulator,
     throw SimulationAborted(fmt::format("simulator '{}' failed in {} of {} simulations at theta = {} (first: {})",
                                         simulator.name(), rows.failed, n, format_vector(theta), rows.first_error));
   const Eigen::MatrixXd x = ok_columns(rows);
-  return fisher_from_scores(model.score(theta.replicate(1, x.cols()), x));
+  const Eigen::MatrixXd scores = model.score(theta.replicate(1, x.cols()), x);
+  if (estimator == FisherEstimator::outer) return fisher_from_scores(scores);
+  // −∂s_a/∂θ_b per sample by central differences; steps 1e-3 of the prior's width (or of
+  // max(1, |θ_b|) where the support is unbounded), kept inside the support.
+  const Eigen::Index m = x.cols();
+  const Eigen::VectorXd lo = model.prior().lower_bounds(), hi = model.prior().upper_bounds();
+  std::vector<Eigen::MatrixXd> jac(static_cast<std::size_t>(d));  // jac[b]: d × m, −∂s/∂θ_b
+  for (Eigen::Index b = 0; b < d; ++b) {
+    double h = std::isfinite(hi[b] - lo[b]) ? 1e-3 * (hi[b] - lo[b]) : 1e-3 * std::max(1.0, std::abs(theta[b]));
+    h = std::min({h, 0.5 * (theta[b] - lo[b]), 0.5 * (hi[b] - theta[b])});
+    Eigen::VectorXd tp = theta, tm = theta;
+    tp[b] += h;
+    tm[b] -= h;
+    jac[static_cast<std::size_t>(b)] =
+        -(model.score(tp.replicate(1, m), x) - model.score(tm.replicate(1, m), x)) / (2 * h);
+  }
+  FisherEstimate f;
+  f.samples = static_cast<std::uint64_t>(m);
+  f.mean_score = scores.rowwise().mean();
+  f.fisher.resize(d, d);
+  f.standard_error.resize(d, d);
+  for (Eigen::Index a = 0; a < d; ++a)
+    for (Eigen::Index b = 0; b <= a; ++b) {
+      // Symmetrised: (J_ab + J_ba)/2 per sample.
+      const Eigen::ArrayXd v = 0.5 * (jac[static_cast<std::size_t>(b)].row(a).array() +
+                                      jac[static_cast<std::size_t>(a)].row(b).array());
+      const double mean = v.mean();
+      f.fisher(a, b) = f.fisher(b, a) = mean;
+      f.standard_error(a, b) = f.standard_error(b, a) =
+          std::sqrt((v - mean).square().sum() / static_cast<double>(m - 1) / static_cast<double>(m));
+    }
+  return f;
 }
 
 // ---------------------------------------------------------------------------------------------

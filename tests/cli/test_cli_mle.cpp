@@ -135,7 +135,7 @@ TEST_F(CliMle, FisherFromTheLocalFitOnGaussianLinear) {
 
 TEST_F(CliMle, AmortisedFisherWaldIntervalsAndCompression) {
   const std::uint64_t seed = test::announce_seed("simulation", 21);
-  auto r = run_fsbi({"simulate", "-s", "gaussian_linear", "--sim-opt", "dim=2", "-n", "4000", "--seed",
+  auto r = run_fsbi({"simulate", "-s", "gaussian_linear", "--sim-opt", "dim=2", "-n", "10000", "--seed",
                      std::to_string(seed), "-o", tmp.file("sims.h5"), "--quiet"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   r = run_fsbi({"train", "--data", tmp.file("sims.h5"), "-o", tmp.file("model.h5"), "--seed", "1", "--quiet"});
@@ -158,10 +158,20 @@ TEST_F(CliMle, AmortisedFisherWaldIntervalsAndCompression) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("95% Wald intervals around the estimate"));
   const auto f = read_dataset(tmp.file("fisher.h5"), "/fisher/fisher");
-  std::printf("[fisher] amortised model: F = [[%.3f, %.3f], [%.3f, %.3f]] (true 10 I)\n", f[0], f[1], f[2], f[3]);
-  EXPECT_NEAR(f[0], 10.0, 1.5);
-  EXPECT_NEAR(f[3], 10.0, 1.5);
-  EXPECT_NEAR(f[1], 0.0, 1.0);
+  std::printf("[fisher] amortised model (jacobian estimator): F = [[%.3f, %.3f], [%.3f, %.3f]] (true 10 I)\n", f[0],
+              f[1], f[2], f[3]);
+  // Within 5 % on the diagonal and 0.5 off it (10⁴ training simulations, default model).
+  EXPECT_NEAR(f[0], 10.0, 0.5);
+  EXPECT_NEAR(f[3], 10.0, 0.5);
+  EXPECT_NEAR(f[1], 0.0, 0.5);
+  // The outer-product estimator adds the score error's covariance: it reads high.
+  r = run_fsbi({"fisher", "--model", tmp.file("model.h5"), "--theta", "0.1,-0.2", "-n", "20000", "--estimator",
+                "outer", "-o", tmp.file("fisher_outer.h5")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto fo = read_dataset(tmp.file("fisher_outer.h5"), "/fisher/fisher");
+  std::printf("[fisher] amortised model (outer estimator): F = [[%.3f, %.3f], [%.3f, %.3f]]\n", fo[0], fo[1], fo[2],
+              fo[3]);
+  EXPECT_GT(fo[0] + fo[3], f[0] + f[3] - 0.2);
   // Wald intervals: estimate ± 1.96 · sqrt(diag F⁻¹ / 5).
   const auto th = read_dataset(tmp.file("fisher.h5"), "/fisher/theta_hat");
   const auto lo = read_dataset(tmp.file("fisher.h5"), "/fisher/wald_lower");

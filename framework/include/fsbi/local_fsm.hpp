@@ -189,11 +189,17 @@ struct LocalFisher {
 LocalFisher local_fisher(const Simulator& simulator, const Prior& prior, const Eigen::VectorXd& theta,
                          LocalFsmSettings settings, std::uint64_t fresh);
 
-// Fisher information at θ from a trained model: F = mean s(θ, x) s(θ, x)ᵀ over n fresh
-// simulations x ~ p(·|θ) (streams (seed, Stream::simulator, i)). θ must lie inside the model's
-// training prior; the simulator must match the model's dimensions.
+// Fisher information at θ from a trained model over n fresh simulations x ~ p(·|θ) (streams
+// (seed, Stream::simulator, i)). θ must lie inside the model's training prior; the simulator must
+// match the model's dimensions. Two estimators of the same F:
+//  - jacobian (default): F = −mean ∂s(θ, x)/∂θ (symmetrised; central differences of the model's
+//    score). A score error e adds only −E[∂e/∂θ] — first order, either sign;
+//  - outer: F = mean s sᵀ. A score error adds E[e eᵀ] ⪰ 0: it always inflates F (docs/mle.md).
+enum class FisherEstimator { jacobian, outer };
+FisherEstimator parse_fisher_estimator(const std::string& s);  // throws LocalFsmError
 FisherEstimate model_fisher(const ScoreModel& model, const Simulator& simulator, const Eigen::VectorXd& theta,
-                            std::uint64_t n, std::uint64_t seed, int threads, std::uint64_t* failed = nullptr);
+                            std::uint64_t n, std::uint64_t seed, int threads, std::uint64_t* failed = nullptr,
+                            FisherEstimator estimator = FisherEstimator::jacobian);
 
 // ---- Maximum likelihood ------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@
 #include "fsbi/simulation.hpp"
 #include "fsbi/trainer.hpp"
 #include "sample_command.hpp"
+#include "training_options.hpp"
 
 #include <fmt/format.h>
 
@@ -23,11 +24,12 @@ namespace fs = std::filesystem;
 
 int cmd_run(const Args& args) {
   po::options_description desc("fsbi run options");
-  std::string simulator, observation, output, prior_spec, hidden = "128,128,128";
+  std::string simulator, observation, output, prior_spec;
   std::uint64_t n = 0, seed = 0;
   int threads = 0;
   std::vector<std::string> sim_opts, plugin_path;
-  TrainingSettings ts;
+  TrainingCliOptions topts;
+  TrainingSettings& ts = topts.settings;
   SamplingCliOptions so;
   desc.add_options()
       ("simulator,s", po::value(&simulator)->required(), "simulator name or plugin path")
@@ -39,13 +41,10 @@ int cmd_run(const Args& args) {
       ("prior", po::value(&prior_spec), "prior spec overriding the simulator's default")
       ("sim-opt", po::value(&sim_opts)->composing(), "simulator option KEY=VALUE (repeatable)")
       ("plugin-path", po::value(&plugin_path)->composing(), "extra folder to search for plugins")
-      ("model-kind", po::value(&ts.model_kind)->default_value(ts.model_kind), "vector | energy")
-      ("objective", po::value(&ts.objective)->default_value(ts.objective), "auto | ibp | sliced | latent")
-      ("hidden", po::value(&hidden)->default_value(hidden), "hidden layer widths")
-      ("epochs", po::value(&ts.max_epochs)->default_value(ts.max_epochs), "maximum training epochs")
       ("resume", "continue an interrupted run at the stage it was in")
       ("overwrite", "replace OUTPUT if it exists")
       ("quiet,q", "no progress output");
+  topts.add_to(desc);
   add_sampling_options(desc, so);
   po::variables_map vm;
   if (!parse_args(args,
@@ -57,17 +56,7 @@ int cmd_run(const Args& args) {
   std::error_code ec;
   if (fs::exists(output, ec) && !vm.count("overwrite"))
     throw std::runtime_error(fmt::format("{} already exists; choose another --output or pass --overwrite", output));
-  {
-    std::stringstream ss(hidden);
-    std::string part;
-    ts.hidden.clear();
-    while (std::getline(ss, part, ','))
-      try {
-        ts.hidden.push_back(std::stoi(part));
-      } catch (const std::exception&) {
-        throw UsageError(fmt::format("--hidden '{}': give layer widths separated by commas", hidden));
-      }
-  }
+  topts.finish();
 
   // Check everything cheap before the expensive stages.
   SimulatorOptions options;

@@ -35,6 +35,7 @@ void write_model(h5::File& file, const StoredModel& m) {
   g.set_attribute("activation", i.activation);
   std::vector<std::int64_t> hidden(i.hidden.begin(), i.hidden.end());
   g.set_attribute("hidden", std::span<const std::int64_t>(hidden));
+  g.set_attribute("ensemble_members", static_cast<std::int64_t>(m.members));
   g.set_attribute("objective", i.objective);
   g.set_attribute("theta_dim", static_cast<std::int64_t>(m.architecture.theta_dim));
   g.set_attribute("x_dim", static_cast<std::int64_t>(m.architecture.x_dim));
@@ -94,6 +95,10 @@ StoredModel read_model(h5::File& file) {
     i.kind = g.attribute_string("model_kind");
     i.activation = g.attribute_string("activation");
     for (auto w : g.attribute_ints("hidden")) i.hidden.push_back(static_cast<int>(w));
+    m.members = g.has_attribute("ensemble_members") ? static_cast<int>(g.attribute_int("ensemble_members")) : 1;
+    if (m.members < 1)
+      throw ModelError(fmt::format("{}: /model ensemble_members is {}, expected at least 1", path, m.members));
+    i.ensemble = m.members;
     i.objective = g.attribute_string("objective");
     i.parameter_names = g.attribute_strings("parameter_names");
     i.data_names = g.attribute_strings("data_names");
@@ -123,9 +128,10 @@ StoredModel read_model(h5::File& file) {
     const auto params = g.open_dataset("network_parameters").read_all_double();
     m.parameters = Eigen::Map<const Eigen::VectorXd>(params.data(), static_cast<Eigen::Index>(params.size())).cast<float>();
     nn::ScoreNetwork<float> probe(m.architecture);
-    if (probe.num_parameters() != m.parameters.size())
-      throw ModelError(fmt::format("{}: /model/network_parameters has {} values but the architecture needs {}",
-                                   path, m.parameters.size(), probe.num_parameters()));
+    if (probe.num_parameters() * m.members != m.parameters.size())
+      throw ModelError(fmt::format("{}: /model/network_parameters has {} values but the architecture needs {} ({} x {})",
+                                   path, m.parameters.size(), probe.num_parameters() * m.members, m.members,
+                                   probe.num_parameters()));
 
     h5::Group t = g.open_group("transform");
     std::vector<CoordinateMap> maps;

@@ -16,6 +16,7 @@ inline constexpr int model_format_version = 1;
 struct StoredModel {
   ModelInfo info;
   nn::Architecture architecture;
+  int members = 1;               // ensemble size: `parameters` holds members × P, member-major
   Eigen::VectorXf parameters;
   ParameterTransform transform;
   FeatureMap features;

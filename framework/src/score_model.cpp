@@ -10,12 +10,15 @@ namespace fsbi {
 struct ScoreModel::Impl {
   StoredModel stored;
   std::unique_ptr<Prior> prior;
-  nn::ScoreNetwork<float> network;
+  std::vector<nn::ScoreNetwork<float>> networks;  // the ensemble's members (one for a single model)
   std::string path;
 
-  explicit Impl(StoredModel m, std::string p)
-      : stored(std::move(m)), network(stored.architecture), path(std::move(p)) {
-    network.parameters() = stored.parameters;
+  explicit Impl(StoredModel m, std::string p) : stored(std::move(m)), path(std::move(p)) {
+    for (int i = 0; i < stored.members; ++i) {
+      networks.emplace_back(stored.architecture);
+      const Eigen::Index np = networks.back().num_parameters();
+      networks.back().parameters() = stored.parameters.segment(i * np, np);
+    }
     prior = parse_prior(stored.info.prior, stored.architecture.theta_dim);
   }
 
@@ -58,9 +61,14 @@ Eigen::MatrixXd ScoreModel::score_u(const Eigen::MatrixXd& u, const Eigen::Matri
   Eigen::MatrixXd z, dz, d2z;
   impl_->stored.features.apply(u, z, dz, d2z);
   const Eigen::MatrixXf xs = impl_->stored.x_standardizer.apply(x).cast<float>();
+  const Eigen::MatrixXf zf = z.cast<float>(), dzf = dz.cast<float>();
+  Eigen::MatrixXd sum = Eigen::MatrixXd::Zero(u.rows(), u.cols());
   Eigen::MatrixXf s;
-  impl_->network.score(z.cast<float>(), dz.cast<float>(), xs, s);
-  return s.cast<double>();
+  for (const auto& net : impl_->networks) {
+    net.score(zf, dzf, xs, s);
+    sum += s.cast<double>();
+  }
+  return sum / static_cast<double>(impl_->networks.size());
 }
 
 Eigen::MatrixXd ScoreModel::score(const Eigen::MatrixXd& theta, const Eigen::MatrixXd& x) const {
@@ -79,9 +87,14 @@ Eigen::RowVectorXd ScoreModel::energy_u(const Eigen::MatrixXd& u, const Eigen::M
   impl_->check(u, x);
   Eigen::MatrixXd z, dz, d2z;
   impl_->stored.features.apply(u, z, dz, d2z);
+  const Eigen::MatrixXf zf = z.cast<float>(), xs = impl_->stored.x_standardizer.apply(x).cast<float>();
+  Eigen::RowVectorXd sum = Eigen::RowVectorXd::Zero(u.cols());
   Eigen::MatrixXf e;
-  impl_->network.energy(z.cast<float>(), impl_->stored.x_standardizer.apply(x).cast<float>(), e);
-  return e.row(0).cast<double>();
+  for (const auto& net : impl_->networks) {
+    net.energy(zf, xs, e);
+    sum += e.row(0).cast<double>();
+  }
+  return sum / static_cast<double>(impl_->networks.size());
 }
 
 }  // namespace fsbi

@@ -47,6 +47,10 @@ constexpr Eigen::Index block_columns = 64;  // fixed: the reduction tree must no
 constexpr std::uint64_t rng_split = 0, rng_init = 1, rng_epoch_base = 1'000'000,
                         rng_probe_base = 1ull << 40, rng_jitter_base = 1ull << 41,
                         rng_validation = 1ull << 42;
+// Ensemble member m > 0 offsets its shuffling and probe streams by m·2^36 (members ≤ 16, so the
+// ranges stay apart) and its initialisation seed by m·2^48; member 0 is the single model.
+constexpr std::uint64_t member_stream_stride = 1ull << 36, member_seed_stride = 1ull << 48;
+constexpr int max_ensemble_members = 16;
 
 std::vector<Eigen::Index> permutation(std::uint64_t seed, std::uint64_t index, Eigen::Index n) {
   std::vector<Eigen::Index> p(static_cast<std::size_t>(n));
@@ -239,9 +243,9 @@ Partial evaluate(const nn::ScoreNetwork<float>& net, const nn::BatchInputs<float
 }
 
 std::string fingerprint(const TrainingSettings& s, const std::string& data_label, Eigen::Index n) {
-  return fmt::format("kind={};objective={};hidden={};activation={};epochs={};batch={};lr={};final={};"
+  return fmt::format("kind={};objective={};hidden={};ensemble={};activation={};epochs={};batch={};lr={};final={};"
                      "warmup={};val={};patience={};clip={};sigma={};seed={};unconstrained={};data={};n={}",
-                     s.model_kind, s.objective, fmt::join(s.hidden, ","), s.activation, s.max_epochs,
+                     s.model_kind, s.objective, fmt::join(s.hidden, ","), s.ensemble, s.activation, s.max_epochs,
                      s.batch_size, s.learning_rate, s.final_lr_fraction, s.warmup_epochs,
                      s.validation_fraction, s.patience, s.clip_norm, s.latent_sigma, s.seed,
                      s.unconstrained, data_label, n);
@@ -345,6 +349,8 @@ TrainingReport train_score_model(const SimulationData& data, const std::string& 
     throw TrainingError("--validation-fraction must be in (0, 0.9)");
   if (!(st.learning_rate > 0)) throw TrainingError("--learning-rate must be positive");
   if (st.hidden.empty()) throw TrainingError("--hidden needs at least one layer width");
+  if (st.ensemble < 1 || st.ensemble > max_ensemble_members)
+    throw TrainingError(fmt::format("--ensemble must be between 1 and {}", max_ensemble_members));
   for (int w : st.hidden)
     if (w < 1) throw TrainingError("--hidden: layer widths must be at least 1");
   if (output.empty()) throw TrainingError("no output file given (--output FILE)");
@@ -466,19 +472,35 @@ TrainingReport train_score_model(const SimulationData& data, const std::string& 
   const int threads = st.threads > 0 ? st.threads : tbb::info::default_concurrency();
   tbb::global_control limit(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
 
+  // An ensemble trains `members` independent networks (own initialisation and batch order) side by
+  // side; the parameters are their concatenation, member-major, and the model's score is the
+  // members' mean (docs/training.md#ensembles).
   nn::ScoreNetwork<float> net(arch);
+  const Eigen::Index np = net.num_parameters();
+  const int members = st.ensemble;
   const std::string fp = fingerprint(st, data_label, n_all);
   State s;
   if (st.resume) {
     s = load_checkpoint(checkpoint, fp);
-    if (s.params.size() != net.num_parameters())
+    if (s.params.size() != np * members)
       throw TrainingError(fmt::format("{}: checkpoint does not match the network", checkpoint));
   } else {
-    net.initialize(st.seed ^ rng_init);
-    s.params = net.parameters();
+    s.params.resize(np * members);
+    for (int m = 0; m < members; ++m) {
+      net.initialize((st.seed ^ rng_init) + static_cast<std::uint64_t>(m) * member_seed_stride);
+      s.params.segment(m * np, np) = net.parameters();
+    }
     s.best_params = s.params;
-    s.adam.init(net.num_parameters());
+    s.adam.init(np * members);
   }
+  auto member_loss = [&](const VecF& params, const nn::BatchInputs<float>& b) {
+    double sum = 0;
+    for (int m = 0; m < members; ++m) {
+      net.parameters() = params.segment(m * np, np);
+      sum += evaluate(net, b, objective, false).loss;
+    }
+    return sum / members;
+  };
 
   // Validation batch: fixed probes so epochs compare.
   nn::BatchInputs<float> vb;
@@ -500,34 +522,45 @@ TrainingReport train_score_model(const SimulationData& data, const std::string& 
   for (int epoch = s.next_epoch; epoch < st.max_epochs; ++epoch) {
     const double lr = learning_rate(st, epoch);
     if (objective == nn::Objective::latent) fill_inputs(tr, rng_jitter_base + static_cast<std::uint64_t>(epoch));
-    const auto order = permutation(st.seed, rng_epoch_base + static_cast<std::uint64_t>(epoch), n_train);
+    std::vector<std::vector<Eigen::Index>> orders;
+    for (int m = 0; m < members; ++m)
+      orders.push_back(permutation(st.seed,
+                                   rng_epoch_base + static_cast<std::uint64_t>(epoch) +
+                                       static_cast<std::uint64_t>(m) * member_stream_stride,
+                                   n_train));
     double loss_sum = 0;
-    net.parameters() = s.params;
     const Eigen::Index batches = n_train / bs;  // drop the ragged tail: every step sees bs pairs
+    VecF g(np * members);
     for (Eigen::Index bi = 0; bi < batches; ++bi) {
-      std::vector<Eigen::Index> cols(order.begin() + bi * bs, order.begin() + (bi + 1) * bs);
-      nn::BatchInputs<float> b = batch_of(tr, cols);
-      if (objective == nn::Objective::sliced)
-        b.probe = rademacher(st.seed, rng_probe_base + static_cast<std::uint64_t>(epoch) * 1'000'003ull +
-                                          static_cast<std::uint64_t>(bi), d, bs);
-      Partial p = evaluate(net, b, objective, true);
-      VecF g = p.grad / static_cast<float>(bs);
-      if (!g.allFinite() || !std::isfinite(p.loss))
-        throw TrainingError(fmt::format(
-            "training diverged at epoch {} (non-finite loss or gradient); try a smaller --learning-rate "
-            "or --clip-norm 10",
-            epoch + 1));
-      if (st.clip_norm > 0) {
-        const double norm = g.cast<double>().norm();
-        if (norm > st.clip_norm) g *= static_cast<float>(st.clip_norm / norm);
+      for (int m = 0; m < members; ++m) {
+        const auto& order = orders[static_cast<std::size_t>(m)];
+        std::vector<Eigen::Index> cols(order.begin() + bi * bs, order.begin() + (bi + 1) * bs);
+        nn::BatchInputs<float> b = batch_of(tr, cols);
+        if (objective == nn::Objective::sliced)
+          b.probe = rademacher(st.seed,
+                               rng_probe_base + static_cast<std::uint64_t>(epoch) * 1'000'003ull +
+                                   static_cast<std::uint64_t>(bi) + static_cast<std::uint64_t>(m) * member_stream_stride,
+                               d, bs);
+        net.parameters() = s.params.segment(m * np, np);
+        Partial p = evaluate(net, b, objective, true);
+        auto gm = g.segment(m * np, np);
+        gm = p.grad / static_cast<float>(bs);
+        if (!gm.allFinite() || !std::isfinite(p.loss))
+          throw TrainingError(fmt::format(
+              "training diverged at epoch {} (non-finite loss or gradient); try a smaller --learning-rate "
+              "or --clip-norm 10",
+              epoch + 1));
+        if (st.clip_norm > 0) {  // per member: each network's gradient is clipped on its own
+          const double norm = gm.cast<double>().norm();
+          if (norm > st.clip_norm) gm *= static_cast<float>(st.clip_norm / norm);
+        }
+        loss_sum += p.loss / members;
       }
-      s.adam.update(net.parameters(), g, lr);
-      loss_sum += p.loss;
+      s.adam.update(s.params, g, lr);  // element-wise: the same as one Adam per member
     }
-    samples_seen += static_cast<std::uint64_t>(batches * bs);
-    s.params = net.parameters();
+    samples_seen += static_cast<std::uint64_t>(batches * bs * members);
     const double train_loss = loss_sum / static_cast<double>(batches * bs);
-    const double val_loss = evaluate(net, vb, objective, false).loss / static_cast<double>(vb.size());
+    const double val_loss = member_loss(s.params, vb) / static_cast<double>(vb.size());
     s.train_loss.push_back(train_loss);
     s.val_loss.push_back(val_loss);
     s.lr.push_back(lr);
@@ -564,6 +597,7 @@ TrainingReport train_score_model(const SimulationData& data, const std::string& 
 
   StoredModel m;
   m.architecture = arch;
+  m.members = members;
   m.parameters = s.best_params;
   m.transform = transform;
   m.features = features;

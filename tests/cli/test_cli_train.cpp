@@ -83,7 +83,7 @@ TEST_F(CliTrain, ScoreCommandReadsAndWritesCsvAndHdf5) {
   ASSERT_EQ(t.exit_code, 0) << t.err;
   const auto info = run_fsbi({"info", tmp.file("m.h5")});
   EXPECT_EQ(info.exit_code, 0);
-  EXPECT_THAT(info.out, HasSubstr("vector score network"));
+  EXPECT_THAT(info.out, HasSubstr("energy score network, hidden 256,256"));
   EXPECT_THAT(info.out, HasSubstr("gaussian_linear"));
   {
     std::ofstream th(tmp.file("theta.csv")), x(tmp.file("x.csv"));

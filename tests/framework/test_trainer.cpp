@@ -4,6 +4,8 @@
 #include "fsbi/score_model.hpp"
 #include "fsbi/simulation.hpp"
 #include "fsbi/trainer.hpp"
+#include "h5/h5.hpp"
+#include "model_file.hpp"
 #include "test_support.hpp"
 
 #include <gmock/gmock.h>
@@ -46,6 +48,70 @@ TEST(TrainerDeterminism, OneAndTwoThreadsGiveBitIdenticalModels) {
   // Reloading gives the same scores, bit for bit.
   const ScoreModel a2 = ScoreModel::load(tmp.file("t1.h5"));
   EXPECT_TRUE(a2.score(th, x) == sa);
+}
+
+// An ensemble's members are distinct networks, trained reproducibly for any thread count, and the
+// model's score and energy are their means: each member, written as a model of its own, gives
+// scores whose average is the ensemble's.
+TEST(TrainerEnsemble, MembersAreDistinctAndTheModelIsTheirMean) {
+  test::TempDir tmp;
+  const auto train = test::simulate_gaussian_linear(tmp.path(), "train.h5", "", 1000, test::announce_seed("simulation", 21), {{"dim", "2"}});
+  TrainingSettings st = quick_settings(22);
+  st.max_epochs = 4;
+  st.model_kind = "energy";
+  st.hidden = {16, 16};
+  st.ensemble = 3;
+  st.threads = 1;
+  train_score_model(train, "train.h5", st, tmp.file("e1.h5"));
+  st.threads = 2;
+  train_score_model(train, "train.h5", st, tmp.file("e2.h5"));
+  const StoredModel stored = read_model(tmp.file("e1.h5"));
+  ASSERT_EQ(stored.members, 3);
+  const Eigen::Index np = stored.parameters.size() / 3;
+  EXPECT_EQ(np * 3, stored.parameters.size());
+  for (int a = 0; a < 3; ++a)
+    for (int b = a + 1; b < 3; ++b)
+      EXPECT_GT((stored.parameters.segment(a * np, np) - stored.parameters.segment(b * np, np)).cwiseAbs().maxCoeff(), 1e-3)
+          << "members " << a << " and " << b << " are the same network";
+
+  const ScoreModel ens = ScoreModel::load(tmp.file("e1.h5")), ens2 = ScoreModel::load(tmp.file("e2.h5"));
+  EXPECT_EQ(ens.info().ensemble, 3);
+  const Eigen::Index n = train.theta.rows();
+  const Eigen::MatrixXd th = Eigen::Map<const Eigen::MatrixXd>(train.theta.data(), 2, n);
+  const Eigen::MatrixXd x = Eigen::Map<const Eigen::MatrixXd>(train.x.data(), 2, n);
+  const Eigen::MatrixXd s = ens.score(th, x);
+  EXPECT_TRUE(s == ens2.score(th, x)) << "ensemble training depends on the thread count";
+
+  Eigen::MatrixXd mean_score = Eigen::MatrixXd::Zero(2, n);
+  Eigen::RowVectorXd mean_energy = Eigen::RowVectorXd::Zero(n);
+  const Eigen::MatrixXd u = ens.transform().to_unconstrained(th);
+  for (int m = 0; m < 3; ++m) {
+    StoredModel one = stored;
+    one.members = 1;
+    one.parameters = stored.parameters.segment(m * np, np);
+    const std::string path = tmp.file("member" + std::to_string(m) + ".h5");
+    {
+      h5::File f = h5::File::create(path);
+      write_model(f, one);
+    }
+    const ScoreModel single = ScoreModel::load(path);
+    EXPECT_EQ(single.info().ensemble, 1);
+    mean_score += single.score(th, x) / 3.0;
+    mean_energy += single.energy_u(u, x) / 3.0;
+  }
+  const double err = (s - mean_score).cwiseAbs().maxCoeff() / mean_score.cwiseAbs().maxCoeff();
+  const double err_e = (ens.energy_u(u, x) - mean_energy).cwiseAbs().maxCoeff() / mean_energy.cwiseAbs().maxCoeff();
+  std::printf("ensemble of 3: score vs mean of members, max relative difference %.3g; energy %.3g\n", err, err_e);
+  EXPECT_LT(err, 1e-12);
+  EXPECT_LT(err_e, 1e-12);
+
+  st.ensemble = 0;
+  try {
+    train_score_model(train, "train.h5", st, tmp.file("bad.h5"));
+    FAIL() << "expected an error";
+  } catch (const TrainingError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("--ensemble must be between 1 and 16"));
+  }
 }
 
 TEST(TrainerErrors, BadFilesAndSettings) {

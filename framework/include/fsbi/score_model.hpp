@@ -29,6 +29,7 @@ struct ModelInfo {
   std::string kind;        // "vector" or "energy"
   std::string activation;  // "silu", "tanh", "elu", "softplus"
   std::vector<int> hidden;
+  int ensemble = 1;        // networks averaged (docs/training.md#ensembles)
   std::string objective;   // "ibp", "sliced", "latent"
   std::vector<std::string> parameter_names, data_names;
   std::string simulator_name, simulator_version, simulator_options;

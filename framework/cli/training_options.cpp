@@ -1,0 +1,55 @@
+#include "training_options.hpp"
+
+#include <fmt/format.h>
+
+#include <sstream>
+
+namespace fsbi::cli {
+
+TrainingCliOptions::TrainingCliOptions() : hidden(fmt::format("{}", fmt::join(settings.hidden, ","))) {}
+
+void TrainingCliOptions::add_to(po::options_description& desc) {
+  TrainingSettings& st = settings;
+  desc.add_options()
+      ("objective", po::value(&st.objective)->default_value(st.objective),
+       "auto | ibp | sliced | latent (auto: ibp, the exact divergence, up to 16 parameters; sliced above)")
+      ("model-kind", po::value(&st.model_kind)->default_value(st.model_kind),
+       "energy (s = -grad E: conservative, gives an unnormalised log-likelihood for exact MCMC) | vector "
+       "(s = network output)")
+      ("hidden", po::value(&hidden)->default_value(hidden), "hidden layer widths")
+      ("ensemble", po::value(&st.ensemble)->default_value(st.ensemble),
+       "networks trained side by side and averaged (1..16)")
+      ("activation", po::value(&st.activation)->default_value(st.activation), "silu | tanh | elu | softplus")
+      ("epochs,e", po::value(&st.max_epochs)->default_value(st.max_epochs), "maximum number of epochs")
+      ("batch-size,b", po::value(&st.batch_size)->default_value(st.batch_size), "mini-batch size")
+      ("learning-rate", po::value(&st.learning_rate)->default_value(st.learning_rate, fmt::format("{}", st.learning_rate)),
+       "peak Adam learning rate (warm-up, then cosine decay to 1% of it)")
+      ("validation-fraction",
+       po::value(&st.validation_fraction)->default_value(st.validation_fraction, fmt::format("{}", st.validation_fraction)),
+       "share of the pairs held out for validation and early stopping")
+      ("patience", po::value(&st.patience)->default_value(st.patience),
+       "stop after this many epochs without a better validation loss")
+      ("clip-norm", po::value(&st.clip_norm)->default_value(st.clip_norm, "0"), "clip the gradient's norm to this (0: off)")
+      ("latent-sigma", po::value(&st.latent_sigma)->default_value(st.latent_sigma, fmt::format("{}", st.latent_sigma)),
+       "latent objective: jitter, as a fraction of each parameter's spread in unconstrained coordinates");
+}
+
+void TrainingCliOptions::finish() {
+  std::vector<int> out;
+  std::stringstream ss(hidden);
+  std::string part;
+  while (std::getline(ss, part, ',')) {
+    try {
+      std::size_t used = 0;
+      const int w = std::stoi(part, &used);
+      if (used != part.size() || w < 1) throw std::invalid_argument(part);
+      out.push_back(w);
+    } catch (const std::exception&) {
+      throw UsageError(fmt::format("--hidden '{}': give positive layer widths separated by commas, e.g. 256,256", hidden));
+    }
+  }
+  if (out.empty()) throw UsageError("--hidden: give at least one layer width, e.g. 256,256");
+  settings.hidden = out;
+}
+
+}  // namespace fsbi::cli

@@ -23,6 +23,8 @@ void add_sampling_options(po::options_description& desc, SamplingCliOptions& o) 
       ("method", po::value(&o.method)->default_value("auto"),
        "auto | mala | smc | ula (auto: mala for energy models, ula for vector models)")
       ("warmup", po::value(&o.options.sampler.warmup)->default_value(o.options.sampler.warmup), "adaptation steps per chain")
+      ("thin", po::value(&o.options.sampler.thin)->default_value(o.options.sampler.thin),
+       "keep every THIN-th step after warm-up (MCMC)")
       ("init", po::value(&o.options.init)->default_value(o.options.init),
        "chain starts: nearest (θ of the training pairs whose x is nearest the observations) | prior")
       ("step-size", po::value(&o.options.sampler.step_size)->default_value(0, "auto"), "sampler step (0: automatic)")

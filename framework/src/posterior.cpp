@@ -186,6 +186,9 @@ PosteriorDraws Posterior::sample(const Table& observations, int n, const Posteri
   if (options.sampler.chains < 1) throw std::invalid_argument("--chains must be at least 1");
   const SamplingTarget t = target(observations);
   SamplerSettings st = options.sampler;
+  // Never more chains than samples asked for; SMC returns its particles in groups of at least 64.
+  st.chains = st.method == SamplerMethod::smc ? std::min(st.chains, std::max(1, st.particles / 64))
+                                              : std::min(st.chains, n);
   st.draws = (n + st.chains - 1) / st.chains;
   PosteriorDraws out;
   out.method = to_string(st.method);

@@ -681,6 +681,43 @@ TEST(TrustedRegion, ChainsThatLeaveAreDroppedAndListed) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Many short chains (the default regime): ESS from the chain means, and a warm-up drift test
+
+TEST(ManyShortChains, EssFromChainMeansAndNoDriftAfterWarmup) {
+  const auto prob = correlated_gaussian();
+  SamplerSettings st = quiet(SamplerMethod::mala, seed_for("many chains", 711));
+  st.chains = 400;
+  st.draws = 6;
+  st.thin = 10;
+  st.warmup = 300;
+  const SampleResult r = run_sampler(prob.target(), starts(prob.mp, 3 * prob.cp.diagonal().cwiseSqrt(), st.chains, st.seed), st);
+  for (const auto& w : r.warnings) std::printf("  warning: %s\n", w.c_str());
+  // Thinned MALA draws 10 steps apart are nearly independent: the ESS lies between the number of
+  // chains (fully correlated within a chain) and the number of draws, near the latter.
+  for (Eigen::Index j = 0; j < r.ess.size(); ++j) {
+    EXPECT_GT(r.ess(j), 0.5 * 400 * 6) << "parameter " << j;
+    EXPECT_LE(r.ess(j), 400 * 6) << "parameter " << j;
+  }
+  EXPECT_TRUE(r.warnings.empty()) << r.warnings.front();
+  expect_moments(r, prob.mp, prob.cp, 5);
+}
+
+TEST(ManyShortChains, DriftWithoutWarmupIsReported) {
+  const auto prob = correlated_gaussian();
+  SamplerSettings st = quiet(SamplerMethod::mala, seed_for("many chains drift", 712));
+  st.chains = 400;
+  st.draws = 8;
+  st.thin = 1;
+  st.warmup = 2;
+  st.step_size = 0.05;  // small fixed steps from 20 sd away: the chains are still travelling
+  const Eigen::VectorXd far = prob.mp + 20 * prob.cp.diagonal().cwiseSqrt();
+  const SampleResult r = run_sampler(prob.target(), starts(far, prob.cp.diagonal().cwiseSqrt(), st.chains, st.seed), st);
+  bool drift = false;
+  for (const auto& w : r.warnings) drift = drift || w.find("still drift after warm-up") != std::string::npos;
+  EXPECT_TRUE(drift) << "no drift warning for chains started 20 sd away without warm-up";
+}
+
+// ---------------------------------------------------------------------------------------------
 // Progress
 
 TEST(Progress, LongRunsReportThroughTheProgressReporter) {
@@ -690,6 +727,7 @@ TEST(Progress, LongRunsReportThroughTheProgressReporter) {
   st.chains = 8;
   st.warmup = 20;
   st.draws = 20;
+  st.thin = 1;
   testing::internal::CaptureStderr();
   run_sampler(prob.target(), starts(prob.mp, Eigen::Vector2d(1, 2), st.chains, st.seed), st);
   st.method = SamplerMethod::smc;

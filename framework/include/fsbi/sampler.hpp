@@ -52,6 +52,12 @@ inline constexpr double ula_default_step = 0.2;
 inline constexpr double rhat_warning_threshold = 1.01;
 inline constexpr double ess_warning_per_chain = 100;
 inline constexpr double ess_warning_smc = 400;
+// Many short chains (at least many_chains_min chains of fewer than many_chains_max_draws draws,
+// MCMC): ESS from the spread of the chain means and a drift test of warm-up instead (R-hat is
+// reported but not warned on; docs/sampling.md#many-short-chains).
+inline constexpr double many_chains_min = 100;
+inline constexpr double many_chains_max_draws = 100;
+inline constexpr double drift_warning_z = 4.5;
 
 enum class SamplerMethod {
   ula,   // preconditioned unadjusted Langevin: score only (vector models); biased by the step
@@ -64,11 +70,15 @@ SamplerMethod parse_sampler_method(const std::string& s);  // throws std::invali
 
 struct SamplerSettings {
   SamplerMethod method = SamplerMethod::mala;
-  int chains = 64;            // MCMC chains. SMC: the final particles are split into this many
+  // Many short chains: a chain rarely crosses between separated modes, so the modes' weights come
+  // from the starting points and need many of them; and kept draws thinned so that consecutive
+  // ones are nearly independent (repeated MALA states are what a C2ST classifier detects first).
+  // See docs/sampling.md#defaults.
+  int chains = 2000;          // MCMC chains. SMC: the final particles are split into this many
                               // groups of particles/chains draws (a remainder is dropped)
   int draws = 500;            // kept draws per chain
   int warmup = 500;           // adaptation steps per chain (discarded)
-  int thin = 1;
+  int thin = 10;
   double step_size = 0;       // ε in preconditioned units (the step in u_j is ε·√M_j).
                               // 0: automatic (dual averaging to target_acceptance for MALA; the
                               // curvature rule for ULA, see ula_default_step; acceptance-driven

@@ -12,7 +12,7 @@ mkdir -p "$out"
 echo
 echo "== fsbi run: two_moons, 10000 simulations → score model → posterior =="
 "$fsbi" run --simulator two_moons --observation "$root/examples/data/two_moons_observation.csv" \
-  --num-simulations 10000 --seed 1 --model-kind energy --output "$out/two_moons.h5" --overwrite
+  --num-simulations 10000 --seed 1 --output "$out/two_moons.h5" --overwrite
 echo
 echo "== fsbi info =="
 "$fsbi" info "$out/two_moons.h5"

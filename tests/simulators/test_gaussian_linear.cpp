@@ -88,17 +88,7 @@ void check_moments(const std::vector<double>& theta, std::uint64_t seed) {
               d, max_mean_dev, se_mean, max_var_dev, se_var, max_cov_dev, se_cov);
 }
 
-std::vector<double> read_csv_row(const std::string& path) {
-  std::ifstream in(path);
-  EXPECT_TRUE(in) << "cannot open " << path;
-  std::string header, line;
-  std::getline(in, header);
-  std::getline(in, line);
-  std::vector<double> out;
-  std::stringstream ss(line);
-  for (std::string cell; std::getline(ss, cell, ',');) out.push_back(std::stod(cell));
-  return out;
-}
+using fsbi::test::read_csv_row;
 
 std::string error_of(const fsbi::SimulatorOptions& options) {
   try {

@@ -60,17 +60,7 @@ Batch simulate_at(const fsbi::Simulator& sim, std::uint64_t seed, const std::vec
   return b;
 }
 
-std::vector<double> read_csv_row(const std::string& path) {
-  std::ifstream in(path);
-  EXPECT_TRUE(in) << "cannot open " << path;
-  std::string header, line;
-  std::getline(in, header);
-  std::getline(in, line);
-  std::vector<double> out;
-  std::stringstream ss(line);
-  for (std::string cell; std::getline(ss, cell, ',');) out.push_back(std::stod(cell));
-  return out;
-}
+using fsbi::test::read_csv_row;
 
 // (u(t_0..t_9), v(t_0..t_9)), t_j = 2.1 j, by classical RK4 with fixed step h (2.1/h an integer).
 std::array<double, 20> rk4(const std::vector<double>& th, double h) {

@@ -61,17 +61,7 @@ Batch simulate_at(const fsbi::Simulator& sim, std::uint64_t seed, const std::vec
   return b;
 }
 
-std::vector<double> read_csv_row(const std::string& path) {
-  std::ifstream in(path);
-  EXPECT_TRUE(in) << "cannot open " << path;
-  std::string header, line;
-  std::getline(in, header);
-  std::getline(in, line);
-  std::vector<double> out;
-  std::stringstream ss(line);
-  for (std::string cell; std::getline(ss, cell, ',');) out.push_back(std::stod(cell));
-  return out;
-}
+using fsbi::test::read_csv_row;
 
 // I(t_j)/N at t_j = 17 j, j = 0..9, by classical RK4 with a fixed step h (17/h an integer).
 std::array<double, 10> reference_fraction(double beta, double gamma, double h) {

@@ -46,17 +46,7 @@ std::vector<double> simulate_at(const fsbi::Simulator& sim, std::uint64_t seed,
   return x;
 }
 
-std::vector<double> read_csv_row(const std::string& path) {
-  std::ifstream in(path);
-  EXPECT_TRUE(in) << "cannot open " << path;
-  std::string header, line;
-  std::getline(in, header);
-  std::getline(in, line);
-  std::vector<double> out;
-  std::stringstream ss(line);
-  for (std::string cell; std::getline(ss, cell, ',');) out.push_back(std::stod(cell));
-  return out;
-}
+using fsbi::test::read_csv_row;
 
 // S from the definition.
 struct Cov {

@@ -81,17 +81,7 @@ std::vector<double> column(const std::vector<double>& x, std::size_t j) {
 }
 
 // One data row of an sbibm CSV (header line, then values).
-std::vector<double> read_csv_row(const std::string& path) {
-  std::ifstream in(path);
-  EXPECT_TRUE(in) << "cannot open " << path;
-  std::string header, line;
-  std::getline(in, header);
-  std::getline(in, line);
-  std::vector<double> out;
-  std::stringstream ss(line);
-  for (std::string cell; std::getline(ss, cell, ',');) out.push_back(std::stod(cell));
-  return out;
-}
+using fsbi::test::read_csv_row;
 
 // Analytic moments from the definition.
 constexpr double kMeanR = 0.1, kSdR = 0.01;

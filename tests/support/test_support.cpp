@@ -1,5 +1,10 @@
 #include "test_support.hpp"
 
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
@@ -125,6 +130,18 @@ SimulationData simulate_gaussian_linear(const std::string& dir, const std::strin
 std::uint64_t announce_seed(const std::string& what, std::uint64_t seed) {
   std::printf("[seed] %s = %llu\n", what.c_str(), static_cast<unsigned long long>(seed));
   return seed;
+}
+
+std::vector<double> read_csv_row(const std::string& path) {
+  std::ifstream in(path);
+  EXPECT_TRUE(in) << "cannot open " << path;
+  std::string header, line;
+  std::getline(in, header);
+  std::getline(in, line);
+  std::vector<double> out;
+  std::stringstream ss(line);
+  for (std::string cell; std::getline(ss, cell, ',');) out.push_back(std::stod(cell));
+  return out;
 }
 
 }  // namespace fsbi::test

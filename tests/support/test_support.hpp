@@ -53,4 +53,8 @@ SimulationData simulate_gaussian_linear(const std::string& dir, const std::strin
 // Prints "[seed] <what> = <seed>" so a failing run can be reproduced, and returns the seed.
 std::uint64_t announce_seed(const std::string& what, std::uint64_t seed);
 
+// The first data row of a CSV file with a header row (sbibm's observation.csv and
+// true_parameters.csv); a test failure if the file cannot be opened.
+std::vector<double> read_csv_row(const std::string& path);
+
 }  // namespace fsbi::test

@@ -108,7 +108,8 @@ struct SampleResult {
   // Per chain and draw: log density (up to a constant) where available, else NaN.
   std::vector<Eigen::VectorXd> log_density;
   Eigen::VectorXd rhat;  // per parameter (rank-normalised split R-hat, Vehtari et al. 2021)
-  Eigen::VectorXd ess;   // per parameter (bulk effective sample size)
+  Eigen::VectorXd ess;   // per parameter (bulk effective sample size; with many short chains
+                         // C · var(draws) / var(chain means), see many_chains_min)
   // Chains dropped for leaving the trusted region (any kept draw outside) or diverging (ULA: a
   // non-finite state or score).
   std::vector<int> escaped;

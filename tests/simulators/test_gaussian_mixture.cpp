@@ -33,21 +33,7 @@ std::shared_ptr<const fsbi::Simulator> open(const fsbi::SimulatorOptions& option
   return fsbi::Simulator::create(fsbi::Plugin::load(plugin_path()), options);
 }
 
-std::vector<double> simulate_at(const fsbi::Simulator& sim, std::uint64_t seed,
-                                const std::vector<double>& theta, std::size_t n,
-                                std::uint64_t index_begin = 0) {
-  std::vector<std::uint64_t> index(n);
-  std::iota(index.begin(), index.end(), index_begin);
-  std::vector<std::uint32_t> attempt(n, 0);
-  std::vector<double> thetas(2 * n), x(2 * n);
-  for (std::size_t i = 0; i < n; ++i) std::copy(theta.begin(), theta.end(), thetas.begin() + 2 * i);
-  std::vector<std::uint8_t> row_ok(n, 7);
-  const auto res = sim.create_instance()->simulate(seed, index, attempt, thetas, x, row_ok);
-  EXPECT_FALSE(res.call_failed) << res.first_error;
-  EXPECT_EQ(std::count(row_ok.begin(), row_ok.end(), 1), static_cast<std::ptrdiff_t>(n))
-      << res.first_error;
-  return x;
-}
+using fsbi::test::simulate_at;
 
 using fsbi::test::read_csv_row;
 

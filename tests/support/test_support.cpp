@@ -11,6 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <numeric>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -142,6 +144,22 @@ std::vector<double> read_csv_row(const std::string& path) {
   std::stringstream ss(line);
   for (std::string cell; std::getline(ss, cell, ',');) out.push_back(std::stod(cell));
   return out;
+}
+
+std::vector<double> simulate_at(const Simulator& sim, std::uint64_t seed, const std::vector<double>& theta,
+                                std::size_t n, std::uint64_t index_begin) {
+  const auto d = static_cast<std::size_t>(sim.parameter_dim()), k = static_cast<std::size_t>(sim.data_dim());
+  EXPECT_EQ(theta.size(), d) << "theta for simulator '" << sim.name() << "'";
+  std::vector<std::uint64_t> index(n);
+  std::iota(index.begin(), index.end(), index_begin);
+  std::vector<std::uint32_t> attempt(n, 0);
+  std::vector<double> thetas(d * n), x(k * n);
+  for (std::size_t i = 0; i < n; ++i) std::copy(theta.begin(), theta.end(), thetas.begin() + static_cast<std::ptrdiff_t>(d * i));
+  std::vector<std::uint8_t> row_ok(n, 7);
+  const auto res = sim.create_instance()->simulate(seed, index, attempt, thetas, x, row_ok);
+  EXPECT_FALSE(res.call_failed) << res.first_error;
+  EXPECT_EQ(std::count(row_ok.begin(), row_ok.end(), 1), static_cast<std::ptrdiff_t>(n)) << res.first_error;
+  return x;
 }
 
 }  // namespace fsbi::test

@@ -57,4 +57,10 @@ std::uint64_t announce_seed(const std::string& what, std::uint64_t seed);
 // true_parameters.csv); a test failure if the file cannot be opened.
 std::vector<double> read_csv_row(const std::string& path);
 
+// Simulates n rows at one θ (streams index_begin .. index_begin + n − 1, attempt 0) with a fresh
+// instance of `sim`; returns x row-major (n × data_dim). A test failure if the call or any row
+// fails (the message is the simulator's first error).
+std::vector<double> simulate_at(const Simulator& sim, std::uint64_t seed, const std::vector<double>& theta,
+                                std::size_t n, std::uint64_t index_begin = 0);
+
 }  // namespace fsbi::test

@@ -12,7 +12,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -30,13 +29,12 @@ inline Table posterior_table(const std::string& path) {
   return Eigen::Map<const Table>(s.theta.data(), static_cast<Eigen::Index>(s.chains) * s.draws, d);
 }
 
+// CSV with a header row column_1..column_k, through fsbi's own table writer (exact round-trip
+// numbers); fsbi and c2st.py read it with or without the header.
 inline void write_csv(const std::string& path, const Table& t) {
-  std::ofstream out(path);
-  out.precision(17);
-  for (Eigen::Index i = 0; i < t.rows(); ++i) {
-    for (Eigen::Index j = 0; j < t.cols(); ++j) out << (j ? "," : "") << t(i, j);
-    out << "\n";
-  }
+  std::vector<std::string> names;
+  for (Eigen::Index j = 0; j < t.cols(); ++j) names.push_back("column_" + std::to_string(j + 1));
+  write_table(path, t, names, "");
 }
 
 inline double c2st(const std::string& reference_csv, const std::string& samples_csv) {

@@ -25,6 +25,7 @@ enum class Stream : std::uint64_t {
   training = 3,   // shuffling, validation split, weight initialisation, sliced directions
   sampling = 4,   // posterior samplers
   local = 5,      // local Fisher score matching proposals
+  proposal = 6,   // sequential rounds: initialising the Gaussian-mixture fit (k-means++)
   test = 99,      // tests
 };
 

@@ -86,6 +86,7 @@ void print_model(const std::string& path) {
   std::printf("  trained on: %s (%llu training, %llu validation pairs, seed %llu)\n", i.training_data.c_str(),
               static_cast<unsigned long long>(i.num_train), static_cast<unsigned long long>(i.num_validation),
               static_cast<unsigned long long>(i.seed));
+  if (!i.training_proposal.empty()) std::printf("  drawn from: %s\n", i.training_proposal.c_str());
   std::printf("  epochs:     %d, best %d with validation loss %.6g\n", i.epochs, i.best_epoch, i.best_validation_loss);
 }
 

@@ -7,9 +7,11 @@
 #include "cli_common.hpp"
 #include "fsbi/plugin.hpp"
 #include "fsbi/posterior.hpp"
+#include "fsbi/sequential.hpp"
 #include "fsbi/simulation.hpp"
 #include "fsbi/trainer.hpp"
 #include "sample_command.hpp"
+#include "sequential_file.hpp"
 #include "training_options.hpp"
 
 #include <fmt/format.h>
@@ -22,6 +24,52 @@ namespace fsbi::cli {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+// `fsbi run --rounds R` with R > 1: the rounds' stage files (OUTPUT.round<r>.*.h5), then the
+// posterior of the last round's model into OUTPUT, whose /simulations pools every round's pairs
+// and whose /rounds keeps each round's proposal and model.
+int run_rounds(const Simulator* sim, std::shared_ptr<const Prior> prior, const std::string& prior_source, const Table& obs,
+               const std::string& observation, const std::string& output, std::uint64_t n, std::uint64_t seed,
+               int threads, bool resume, bool quiet, const SequentialSettings& sq, TrainingSettings ts,
+               SamplingCliOptions& so) {
+  SequentialInputs in;
+  in.simulator = sim;
+  in.prior = std::move(prior);
+  in.prior_source = prior_source;
+  in.observations = obs;
+  in.simulation.num_simulations = n;
+  in.simulation.seed = seed;
+  in.simulation.threads = threads;
+  in.simulation.progress = quiet ? ProgressMode::quiet : ProgressMode::automatic;
+  ts.seed = seed;
+  ts.threads = threads;
+  ts.progress = in.simulation.progress;
+  in.training = ts;
+  in.posterior = so.options;
+  in.sampler_method = so.method;
+  in.posterior.sampler.progress = quiet ? ProgressMode::quiet : ProgressMode::automatic;
+  in.sequential = sq;
+  in.resume = resume;
+  if (!quiet)
+    in.log = [](const std::string& line) { std::printf("%s\n", line.c_str()); };
+  const SequentialReport rep = run_sequential(in, output);
+  if (!quiet) std::printf("[3/3] sampling the posterior for %lld observation(s)\n", static_cast<long long>(obs.rows()));
+  Posterior post = Posterior::load(rep.model);
+  const PosteriorDraws draws = draw_posterior(post, obs, so, seed, threads, quiet);
+  write_posterior_file(output, rep.model, draws, obs, observation, seed, rep.pooled,
+                       [&](h5::File& f) { write_rounds(f, output, rep); });
+  std::error_code ec;
+  for (const auto& f : sequential_stage_files(output, sq.rounds)) fs::remove(f, ec);
+  print_summary(draws, quiet);
+  if (!quiet)
+    std::printf("wrote %s: /simulations (%llu pairs over %d rounds), /rounds, /model and %lld posterior samples\n",
+                output.c_str(), static_cast<unsigned long long>(n), sq.rounds, static_cast<long long>(draws.theta.rows()));
+  return exit_ok;
+}
+
+}  // namespace
+
 int cmd_run(const Args& args) {
   po::options_description desc("fsbi run options");
   std::string simulator, observation, output, prior_spec;
@@ -31,6 +79,7 @@ int cmd_run(const Args& args) {
   TrainingCliOptions topts;
   TrainingSettings& ts = topts.settings;
   SamplingCliOptions so;
+  SequentialSettings sq;
   desc.add_options()
       ("simulator,s", po::value(&simulator)->required(), "simulator name or plugin path")
       ("observation", po::value(&observation)->required(), "observed data (CSV, one row per i.i.d. observation)")
@@ -43,7 +92,20 @@ int cmd_run(const Args& args) {
       ("plugin-path", po::value(&plugin_path)->composing(), "extra folder to search for plugins")
       ("resume", "continue an interrupted run at the stage it was in")
       ("overwrite", "replace OUTPUT if it exists")
-      ("quiet,q", "no progress output");
+      ("quiet,q", "no progress output")
+      ("rounds", po::value(&sq.rounds)->default_value(sq.rounds),
+       "sequential rounds: 1 trains on prior draws (amortised); R > 1 simulates later rounds from proposals "
+       "fitted to the posterior (docs/sequential.md)")
+      ("first-round-fraction", po::value(&sq.first_round_fraction)->default_value(sq.first_round_fraction),
+       "share of the budget drawn from the prior in round 1 (0: equal rounds)")
+      ("proposal-components", po::value(&sq.components)->default_value(sq.components),
+       "Gaussian-mixture components of each round's proposal")
+      ("proposal-widen", po::value(&sq.widen)->default_value(sq.widen),
+       "proposal standard deviations × this")
+      ("defensive-fraction", po::value(&sq.defensive_fraction)->default_value(sq.defensive_fraction),
+       "share of each proposal drawn from the prior")
+      ("proposal-samples", po::value(&sq.proposal_samples)->default_value(sq.proposal_samples),
+       "posterior samples each proposal is fitted to");
   topts.add_to(desc);
   add_sampling_options(desc, so);
   po::variables_map vm;
@@ -53,6 +115,8 @@ int cmd_run(const Args& args) {
                   desc, vm))
     return exit_ok;
   const bool quiet = vm.count("quiet") > 0, resume = vm.count("resume") > 0;
+  // Stage lines go out as they happen, also into a pipe or a log file (they time the stages).
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   std::error_code ec;
   if (fs::exists(output, ec) && !vm.count("overwrite"))
     throw std::runtime_error(fmt::format("{} already exists; choose another --output or pass --overwrite", output));
@@ -77,6 +141,8 @@ int cmd_run(const Args& args) {
   }
   auto prior = parse_prior(prior_spec, sim->parameter_dim());
 
+  if (sq.rounds != 1) return run_rounds(sim.get(), std::move(prior), source, obs, observation, output, n, seed, threads, resume,
+                                        quiet, sq, ts, so);
   const std::string sims_file = output + ".simulations.h5", model_file = output + ".model.h5";
   // Stage 1: simulations.
   if (fs::exists(sims_file, ec) && resume) {
@@ -96,7 +162,7 @@ int cmd_run(const Args& args) {
   if (fs::exists(model_file, ec) && resume) {
     if (!quiet) std::printf("[2/3] model: reusing %s\n", model_file.c_str());
   } else {
-    if (!quiet) std::printf("[2/3] training a %s score model\n", ts.model_kind.c_str());
+    if (!quiet) std::printf("[2/3] training the %s score model\n", ts.model_kind.c_str());
     ts.seed = seed;
     ts.threads = threads;
     ts.progress = quiet ? ProgressMode::quiet : ProgressMode::automatic;

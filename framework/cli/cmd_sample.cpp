@@ -46,7 +46,7 @@ PosteriorDraws draw_posterior(Posterior& post, const Table& obs, SamplingCliOpti
 
 void write_posterior_file(const std::string& output, const std::string& model_path, const PosteriorDraws& draws,
                           const Table& obs, const std::string& observation_source, std::uint64_t seed,
-                          const std::string& base) {
+                          const std::string& base, const std::function<void(h5::File&)>& extra) {
   const StoredModel model = read_model(model_path);
   PosteriorSamples ps;
   ps.parameter_names = draws.parameter_names;
@@ -85,6 +85,7 @@ void write_posterior_file(const std::string& output, const std::string& model_pa
     h5::File f = base.empty() ? h5::File::create(partial) : h5::File::open(partial, h5::Access::read_write);
     write_model(f, model);
     write_posterior(f, ps);
+    if (extra) extra(f);
     f.close();
   }
   fs::rename(partial, output);

@@ -24,9 +24,11 @@ PosteriorDraws draw_posterior(Posterior& post, const Table& obs, SamplingCliOpti
 // Writes OUTPUT atomically (OUTPUT.partial, renamed when complete): /model, then the posterior
 // groups. With `base` non-empty, OUTPUT starts as a byte copy of that fsbi file (a run file starts
 // from its simulation file; HDF5 1.10's H5Ocopy crashes on its variable-length attributes).
+// `extra` adds further groups before the file is closed and renamed.
 void write_posterior_file(const std::string& output, const std::string& model_path, const PosteriorDraws& draws,
                           const Table& obs, const std::string& observation_source, std::uint64_t seed,
-                          const std::string& base = {});
+                          const std::string& base = {},
+                          const std::function<void(h5::File&)>& extra = {});
 void print_summary(const PosteriorDraws& draws, bool quiet);
 
 }  // namespace fsbi::cli

@@ -28,7 +28,11 @@ std::vector<double> read_vector(const h5::Group& g, const std::string& name) {
 
 void write_model(h5::File& file, const StoredModel& m) {
   stamp_fsbi_file(file);
-  h5::Group g = file.create_group("model");
+  write_model_group(file, m, "model");
+}
+
+void write_model_group(h5::Group& parent, const StoredModel& m, std::string_view name) {
+  h5::Group g = parent.create_group(name);
   const ModelInfo& i = m.info;
   g.set_attribute("model_format_version", static_cast<std::int64_t>(model_format_version));
   g.set_attribute("model_kind", i.kind);
@@ -46,6 +50,7 @@ void write_model(h5::File& file, const StoredModel& m) {
   g.set_attribute("simulator_options", i.simulator_options);
   g.set_attribute("prior", i.prior);
   g.set_attribute("training_data", i.training_data);
+  if (!i.training_proposal.empty()) g.set_attribute("training_proposal", i.training_proposal);
   g.set_attribute("seed", i.seed);
   g.set_attribute("num_train", static_cast<std::int64_t>(i.num_train));
   g.set_attribute("num_validation", static_cast<std::int64_t>(i.num_validation));
@@ -107,6 +112,7 @@ StoredModel read_model(h5::File& file) {
     i.simulator_options = g.attribute_string("simulator_options");
     i.prior = g.attribute_string("prior");
     i.training_data = g.attribute_string("training_data");
+    if (g.has_attribute("training_proposal")) i.training_proposal = g.attribute_string("training_proposal");
     i.seed = g.attribute_uint("seed");
     i.num_train = static_cast<std::uint64_t>(g.attribute_int("num_train"));
     i.num_validation = static_cast<std::uint64_t>(g.attribute_int("num_validation"));

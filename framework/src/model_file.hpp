@@ -25,6 +25,8 @@ struct StoredModel {
 
 // Writes /model into an open file (the caller owns the file and its atomic finish).
 void write_model(h5::File& file, const StoredModel& model);
+// The same layout as a subgroup `name` of any group (a sequential run's /rounds/round_<r>/model).
+void write_model_group(h5::Group& parent, const StoredModel& model, std::string_view name);
 // Reads /model; throws ModelError naming `path`.
 StoredModel read_model(const std::string& path);
 StoredModel read_model(h5::File& file);

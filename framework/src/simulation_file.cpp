@@ -273,6 +273,7 @@ SimulationData read_simulations(const std::string& path) {
     out.simulator_version = g.attribute_string("simulator_version");
     out.simulator_options = g.attribute_string("simulator_options");
     out.prior = g.attribute_string("prior");
+    if (g.has_attribute("prior_source")) out.prior_source = g.attribute_string("prior_source");
     out.seed = g.attribute_uint("seed");
     out.requested = static_cast<std::uint64_t>(g.attribute_int("num_requested"));
     out.parameter_names = g.attribute_strings("parameter_names");

@@ -331,11 +331,17 @@ TrainingReport train_score_model(const std::string& data_path, const TrainingSet
     throw TrainingError(fmt::format("{}: the simulation run is not complete (status '{}'); finish it "
                                     "with `fsbi simulate ... --resume` first",
                                     data_path, data.status));
+  if (data.prior_source.starts_with(sequential_prior_source))
+    throw TrainingError(fmt::format("{}: these pairs come from sequential rounds, whose θ's were not drawn from the "
+                                    "prior; training on them as if they were would be biased. Their model is the "
+                                    "run's /model; to retrain, rerun `fsbi run --rounds ...`",
+                                    data_path));
   return train_score_model(data, data_path, settings, output);
 }
 
 TrainingReport train_score_model(const SimulationData& data, const std::string& data_label,
-                                 const TrainingSettings& st, const std::string& output) {
+                                 const TrainingSettings& st, const std::string& output,
+                                 const TrainingProposal* proposal) {
   const auto t_start = std::chrono::steady_clock::now();
   const Eigen::Index d = data.theta.cols(), k = data.x.cols();
   if (data.theta.rows() != data.x.rows())
@@ -386,6 +392,11 @@ TrainingReport train_score_model(const SimulationData& data, const std::string& 
       throw TrainingError(e.what());
     }
 
+  if (proposal && !st.unconstrained)
+    throw TrainingError("training on pairs drawn from a proposal needs the unconstrained coordinates");
+  if (proposal && objective == nn::Objective::latent)
+    throw TrainingError("the latent objective cannot train on pairs drawn from a proposal: use ibp or sliced");
+  if (proposal && !proposal->score_u) throw TrainingError("the training proposal has no score function");
   std::unique_ptr<Prior> prior;
   try {
     prior = parse_prior(data.prior, static_cast<int>(d));
@@ -450,7 +461,14 @@ TrainingReport train_score_model(const SimulationData& data, const std::string& 
       p.prior_score = target.cast<float>();  // kept in prior_score's slot; becomes BatchInputs::target
     } else {
       featurize(features, p.u, p.z, p.dz, p.d2z);
-      p.prior_score = transform.prior_score(*prior, p.u).cast<float>();
+      if (proposal) {
+        const Eigen::MatrixXd q = proposal->score_u(p.u);
+        if (q.rows() != p.u.rows() || q.cols() != p.u.cols() || !q.allFinite())
+          throw TrainingError(fmt::format("{}: the proposal's score is not finite at every training pair", data_label));
+        p.prior_score = q.cast<float>();
+      } else {
+        p.prior_score = transform.prior_score(*prior, p.u).cast<float>();
+      }
     }
   };
   fill_inputs(va, rng_validation);
@@ -478,7 +496,8 @@ TrainingReport train_score_model(const SimulationData& data, const std::string& 
   nn::ScoreNetwork<float> net(arch);
   const Eigen::Index np = net.num_parameters();
   const int members = st.ensemble;
-  const std::string fp = fingerprint(st, data_label, n_all);
+  const std::string fp =
+      fingerprint(st, data_label, n_all) + (proposal ? ";proposal=" + proposal->description : std::string());
   State s;
   if (st.resume) {
     s = load_checkpoint(checkpoint, fp);
@@ -614,6 +633,7 @@ TrainingReport train_score_model(const SimulationData& data, const std::string& 
   info.simulator_options = data.simulator_options;
   info.prior = prior->spec();
   info.training_data = data_label;
+  if (proposal) info.training_proposal = proposal->description;
   info.seed = st.seed;
   info.num_train = static_cast<std::uint64_t>(n_train);
   info.num_validation = static_cast<std::uint64_t>(val_idx.size());

@@ -33,8 +33,10 @@ struct ModelInfo {
   std::string objective;   // "ibp", "sliced", "latent"
   std::vector<std::string> parameter_names, data_names;
   std::string simulator_name, simulator_version, simulator_options;
-  std::string prior;       // spec of the prior the training θ were drawn from
+  std::string prior;       // spec of the prior (of the posterior; the θ's came from it unless...)
   std::string training_data;
+  // ...the pairs were drawn from a proposal (sequential rounds): its description; empty otherwise.
+  std::string training_proposal;
   std::uint64_t seed = 0, num_train = 0, num_validation = 0;
   int epochs = 0, best_epoch = 0;
   double best_validation_loss = 0;

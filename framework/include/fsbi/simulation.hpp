@@ -85,6 +85,7 @@ struct SimulationData {
   std::vector<std::int64_t> index;  // slot of each row
   std::vector<std::string> parameter_names, data_names;
   std::string simulator_name, simulator_version, simulator_options, prior;
+  std::string prior_source;  // where the prior came from; "sequential ..." for pooled rounds
   std::uint64_t seed = 0, requested = 0, failed = 0;
   std::string status;  // "complete", "running" (an interrupted run's .partial) or "aborted"
 };

@@ -5,9 +5,13 @@
 #include "fsbi/progress.hpp"
 #include "fsbi/simulation.hpp"
 
+#include <Eigen/Core>
+
 #include <cstdint>
+#include <functional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace fsbi {
@@ -61,13 +65,31 @@ struct TrainingReport {
   bool stopped_early = false;
 };
 
+// The prior_source of a simulation file that pools sequential rounds (docs/sequential.md): the
+// file-based train_score_model refuses it, because its θ's were not drawn from the prior.
+inline constexpr std::string_view sequential_prior_source = "sequential rounds";
+
 // Trains on the simulation file `data_path` and writes the model to `output` (atomically; a
 // checkpoint <output>.checkpoint is kept while training so `resume` continues a killed run).
 TrainingReport train_score_model(const std::string& data_path, const TrainingSettings& settings,
                                  const std::string& output);
 
+// The density the training θ's were drawn from, when it is not the prior (sequential rounds,
+// docs/sequential.md). Integration by parts then uses ∇u log q(u) in place of ∇u log π_u(u): the
+// objective's minimiser is still the likelihood score, whatever q is, as long as q is positive
+// where the pairs are and vanishes at infinity in the unconstrained coordinates u.
+struct TrainingProposal {
+  std::string description;  // stored with the model (attribute training_proposal)
+  // ∇u log q(u) for a d × n batch of unconstrained coordinates (the prior's own transform).
+  std::function<Eigen::MatrixXd(const Eigen::MatrixXd& u)> score_u;
+};
+
 // In-memory variant used by tests and the C++ API: trains on the given data and writes `output`.
+// With `proposal`, the pairs' θ's are taken to come from it instead of from data.prior (which the
+// model still stores: the posterior always uses the prior). Needs the unconstrained coordinates
+// and an objective other than latent.
 TrainingReport train_score_model(const SimulationData& data, const std::string& data_label,
-                                 const TrainingSettings& settings, const std::string& output);
+                                 const TrainingSettings& settings, const std::string& output,
+                                 const TrainingProposal* proposal = nullptr);
 
 }  // namespace fsbi

@@ -1,0 +1,106 @@
+// Sequential Fisher score matching (docs/sequential.md), statistically: on gaussian_linear
+// (10 parameters, exact score (x − θ)/0.1) the score learned in three rounds is more accurate where
+// the posterior is than an amortised model trained on the same number of simulations (and is
+// compared, in the output, with one trained on ten times as many).
+#include "fsbi/plugin.hpp"
+#include "fsbi/score_model.hpp"
+#include "fsbi/sequential.hpp"
+#include "fsbi/simulation.hpp"
+#include "fsbi/trainer.hpp"
+#include "test_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+namespace fsbi {
+namespace {
+
+// E‖ŝ − s‖² / E‖s‖² over pairs, with s = (x − θ)/0.1 the exact gaussian_linear score.
+double relative_score_error(const ScoreModel& model, const SimulationData& fresh) {
+  const Eigen::Index d = fresh.theta.cols(), n = fresh.theta.rows();
+  const Eigen::MatrixXd th = Eigen::Map<const Eigen::MatrixXd>(fresh.theta.data(), d, n);
+  const Eigen::MatrixXd x = Eigen::Map<const Eigen::MatrixXd>(fresh.x.data(), d, n);
+  const Eigen::MatrixXd truth = (x - th) / 0.1;
+  return (model.score(th, x) - truth).squaredNorm() / truth.squaredNorm();
+}
+
+// The same at the observation itself, where the posterior uses the score: θ ~ p(θ | x_o) (the
+// fresh pairs' θ's), x = x_o.
+double relative_score_error_at(const ScoreModel& model, const SimulationData& fresh, const std::vector<double>& xo) {
+  const Eigen::Index d = fresh.theta.cols(), n = fresh.theta.rows();
+  const Eigen::MatrixXd th = Eigen::Map<const Eigen::MatrixXd>(fresh.theta.data(), d, n);
+  const Eigen::MatrixXd x = Eigen::Map<const Eigen::VectorXd>(xo.data(), d).replicate(1, n);
+  const Eigen::MatrixXd truth = (x - th) / 0.1;
+  return (model.score(th, x) - truth).squaredNorm() / truth.squaredNorm();
+}
+
+TEST(SequentialRounds, ThreeRoundsBeatAnAmortisedModelOnTheSameBudgetWhereThePosteriorIs) {
+  test::TempDir tmp;
+  const std::string obs_dir = test::shared_dir() + "/sbibm/gaussian_linear/obs_1/";
+  const std::vector<double> xo = test::read_csv_row(obs_dir + "observation.csv");
+  ASSERT_EQ(xo.size(), 10u);
+  auto sim = open_simulator("gaussian_linear", {}, {test::bundled_plugin_dir()});
+  std::shared_ptr<const Prior> prior = parse_prior(*sim->default_prior(), 10);
+
+  // Fresh pairs where the posterior is: θ ~ N(x_o/2, 0.05 I), x ~ p(x|θ).
+  std::vector<double> centre;
+  for (double v : xo) centre.push_back(v / 2);
+  const std::string posterior_prior = fmt::format("normal([{}], {})", fmt::join(centre, ", "), std::sqrt(0.05));
+  const SimulationData fresh = test::simulate_gaussian_linear(tmp.path(), "fresh.h5", posterior_prior, 5000,
+                                                              test::announce_seed("fresh pairs", 2));
+
+  constexpr std::uint64_t budget = 3000;
+  SequentialInputs in;
+  in.simulator = sim.get();
+  in.prior = prior;
+  in.prior_source = "simulator default";
+  in.observations = Table(1, 10);
+  for (int j = 0; j < 10; ++j) in.observations(0, j) = xo[static_cast<std::size_t>(j)];
+  in.simulation.num_simulations = budget;
+  in.simulation.seed = test::announce_seed("sequential run", 5);
+  in.simulation.progress = ProgressMode::quiet;
+  in.training.seed = 5;
+  in.training.progress = ProgressMode::quiet;
+  in.posterior.sampler.progress = ProgressMode::quiet;
+  in.sequential.rounds = 3;
+  const SequentialReport rep = run_sequential(in, tmp.file("seq"));
+  ASSERT_EQ(rep.rounds.size(), 3u);
+  const ScoreModel seq = ScoreModel::load(rep.model), round1 = ScoreModel::load(tmp.file("seq.round1.model.h5"));
+  const double e_seq = relative_score_error(seq, fresh), e_round1 = relative_score_error(round1, fresh);
+  const double o_seq = relative_score_error_at(seq, fresh, xo), o_round1 = relative_score_error_at(round1, fresh, xo);
+
+  // Amortised models on the same budget and on ten times it.
+  auto amortised = [&](std::uint64_t n, std::uint64_t sim_seed, const std::string& name) {
+    const SimulationData data =
+        test::simulate_gaussian_linear(tmp.path(), name + ".h5", "", n, test::announce_seed(name + " simulations", sim_seed));
+    TrainingSettings ts;
+    ts.seed = 5;
+    ts.progress = ProgressMode::quiet;
+    train_score_model(data, name + ".h5", ts, tmp.file(name + "_model.h5"));
+    return ScoreModel::load(tmp.file(name + "_model.h5"));
+  };
+  const ScoreModel same = amortised(budget, 6, "same_budget"), big = amortised(10 * budget, 7, "ten_times");
+  const double o_same = relative_score_error_at(same, fresh, xo), o_big = relative_score_error_at(big, fresh, xo);
+  const double e_same = relative_score_error(same, fresh), e_big = relative_score_error(big, fresh);
+
+  std::printf("relative score error, θ ~ p(θ|x_o), x ~ p(x|θ): 3 rounds × %llu simulations %.4f; round 1 alone "
+              "%.4f; amortised on %llu %.4f, on %llu %.4f\n",
+              static_cast<unsigned long long>(budget / 3), e_seq, e_round1, static_cast<unsigned long long>(budget),
+              e_same, static_cast<unsigned long long>(10 * budget), e_big);
+  std::printf("the same at x = x_o:                             3 rounds %.4f; round 1 alone %.4f; amortised on "
+              "%llu %.4f, on %llu %.4f\n",
+              o_seq, o_round1, static_cast<unsigned long long>(budget), o_same,
+              static_cast<unsigned long long>(10 * budget), o_big);
+  // Measured (seeds above, 2026-11-29): 0.027 for the rounds against 0.008 for ten times the
+  // simulations amortised — the rounds do not reach the 10× model on this task (docs/sequential.md
+  // says why); what they must do is beat the amortised model on the same budget clearly where the
+  // posterior is, and improve on their own first round.
+  EXPECT_LT(o_seq, 0.75 * o_same);
+  EXPECT_LT(e_seq, 0.75 * e_same);
+  EXPECT_LT(e_seq, 0.5 * e_round1);
+}
+
+}  // namespace
+}  // namespace fsbi

@@ -609,8 +609,8 @@ Eigen::MatrixXd PooledProposal::score_u(const Eigen::MatrixXd& u) const {
     for (Eigen::Index j = 0; j < n; ++j) {
       const double a = lw + lq[j];
       if (a == -kInf) continue;  // this round has no mass here
-      if (std::isnan(a)) {
-        m[j] = a;
+      if (std::isnan(a) || std::isnan(m[j])) {  // NaN in, NaN out
+        m[j] = total[j] = std::numeric_limits<double>::quiet_NaN();
         continue;
       }
       if (a > m[j]) {

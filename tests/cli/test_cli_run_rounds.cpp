@@ -11,16 +11,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <thread>
-
-extern char** environ;
 
 namespace fsbi {
 namespace {
@@ -120,22 +114,10 @@ TEST_F(CliRunRounds, KilledRunResumesToTheUninterruptedResult) {
   // Kill once round 2's proposal exists, i.e. inside round 2.
   auto killed = args(tmp.file("killed.h5"));
   killed.push_back("--quiet");
-  std::vector<std::string> argv{test::cli_path()};
-  argv.insert(argv.end(), killed.begin(), killed.end());
-  std::vector<char*> cargv;
-  for (auto& s : argv) cargv.push_back(s.data());
-  cargv.push_back(nullptr);
-  pid_t pid = 0;
-  ASSERT_EQ(0, posix_spawn(&pid, cargv[0], nullptr, nullptr, cargv.data(), environ));
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
-  while (!std::filesystem::exists(tmp.file("killed.h5.round2.proposal.h5")) &&
-         std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  std::this_thread::sleep_for(std::chrono::milliseconds(150));
-  ASSERT_EQ(0, kill(pid, SIGKILL));
-  int status = 0;
-  waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFSIGNALED(status)) << "the run finished before it could be killed";
+  const pid_t pid = test::spawn_fsbi(killed);
+  ASSERT_GT(pid, 0);
+  ASSERT_TRUE(test::kill_once_exists(pid, tmp.file("killed.h5.round2.proposal.h5"), std::chrono::milliseconds(150)))
+      << "the run finished before it could be killed";
   ASSERT_FALSE(std::filesystem::exists(tmp.file("killed.h5")));
 
   auto resume = killed;

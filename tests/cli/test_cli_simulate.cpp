@@ -253,24 +253,13 @@ TEST(CliSimulate, CrashingSimulatorIsReportedAndRowsSurvive) {
   EXPECT_THAT(info.out, HasSubstr("INTERRUPTED"));
 }
 
-pid_t spawn_fsbi(const std::vector<std::string>& args) {
-  std::vector<std::string> argv{test::cli_path()};
-  argv.insert(argv.end(), args.begin(), args.end());
-  std::vector<char*> a;
-  for (auto& s : argv) a.push_back(s.data());
-  a.push_back(nullptr);
-  pid_t pid = 0;
-  EXPECT_EQ(0, posix_spawn(&pid, a[0], nullptr, nullptr, a.data(), environ));
-  return pid;
-}
-
 // The resume check: a run of millions of simulations killed with SIGKILL, resumed, gives
 // the same datasets as an uninterrupted run.
 TEST(CliSimulate, KilledRunResumesToTheUninterruptedResult) {
   test::TempDir tmp;
   const std::string n = "3000000", seed = std::to_string(test::announce_seed("resume run", 11));
   const std::string killed = tmp.file("killed.h5"), whole = tmp.file("whole.h5");
-  const pid_t pid = spawn_fsbi({"simulate", "-s", "gaussian_linear", "-n", n, "--seed", seed,
+  const pid_t pid = test::spawn_fsbi({"simulate", "-s", "gaussian_linear", "-n", n, "--seed", seed,
                                 "--threads", "1", "-o", killed, "--quiet",
                                 "--plugin-path", test::bundled_plugin_dir()});
   std::this_thread::sleep_for(std::chrono::milliseconds(1000));

@@ -5,16 +5,10 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <thread>
-
-extern char** environ;
 
 namespace fsbi {
 namespace {
@@ -38,22 +32,11 @@ TEST_F(CliTrain, KilledTrainingResumesToTheUninterruptedModel) {
                                         "--seed", "5", "--threads", "1", "--checkpoint-seconds", "0", "--quiet"};
   auto killed = common;
   killed.insert(killed.end(), {"-o", tmp.file("killed.h5")});
-  std::vector<std::string> argv{test::cli_path()};
-  argv.insert(argv.end(), killed.begin(), killed.end());
-  std::vector<char*> cargv;
-  for (auto& s : argv) cargv.push_back(s.data());
-  cargv.push_back(nullptr);
-  pid_t pid = 0;
-  ASSERT_EQ(0, posix_spawn(&pid, cargv[0], nullptr, nullptr, cargv.data(), environ));
   // Kill once a checkpoint exists (epochs are checkpointed as they finish).
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (!std::filesystem::exists(tmp.file("killed.h5.checkpoint")) && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  ASSERT_EQ(0, kill(pid, SIGKILL));
-  int status = 0;
-  waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFSIGNALED(status)) << "training finished before it could be killed";
+  const pid_t pid = test::spawn_fsbi(killed);
+  ASSERT_GT(pid, 0);
+  ASSERT_TRUE(test::kill_once_exists(pid, tmp.file("killed.h5.checkpoint"), std::chrono::milliseconds(300)))
+      << "training finished before it could be killed";
   ASSERT_FALSE(std::filesystem::exists(tmp.file("killed.h5")));
 
   // Without --resume the leftover checkpoint is pointed out.

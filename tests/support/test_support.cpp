@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,6 +20,7 @@
 #include <random>
 #include <stdexcept>
 #include <system_error>
+#include <thread>
 
 extern char** environ;
 
@@ -127,6 +129,29 @@ SimulationData simulate_gaussian_linear(const std::string& dir, const std::strin
   const std::string path = dir + "/" + name;
   run_simulations(*sim, *prior, "test", st, path);
   return read_simulations(path);
+}
+
+pid_t spawn_fsbi(const std::vector<std::string>& args) {
+  std::vector<std::string> argv{cli_path()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<char*> a;
+  for (auto& s : argv) a.push_back(s.data());
+  a.push_back(nullptr);
+  pid_t pid = 0;
+  EXPECT_EQ(0, posix_spawn(&pid, a[0], nullptr, nullptr, a.data(), environ)) << "cannot start " << a[0];
+  return pid;
+}
+
+bool kill_once_exists(pid_t pid, const std::string& path, std::chrono::milliseconds after,
+                      std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!std::filesystem::exists(path) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::this_thread::sleep_for(after);
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFSIGNALED(status);
 }
 
 std::uint64_t announce_seed(const std::string& what, std::uint64_t seed) {

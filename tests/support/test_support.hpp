@@ -5,6 +5,9 @@
 #include "fsbi/plugin.hpp"
 #include "fsbi/simulation.hpp"
 
+#include <sys/types.h>
+
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -38,6 +41,15 @@ CommandResult run(const std::vector<std::string>& argv, const std::vector<std::s
 
 // Runs the fsbi CLI built with the tests, with the bundled simulators on the plugin path.
 CommandResult run_fsbi(const std::vector<std::string>& args, const std::vector<std::string>& env = {});
+
+// Starts the fsbi CLI with `args` without waiting for it (output inherited); for tests that kill
+// a run part-way. A test failure (and pid 0) if it cannot be started.
+pid_t spawn_fsbi(const std::vector<std::string>& args);
+
+// SIGKILLs `pid` once `path` exists (polled, for at most `timeout`) and `after` more has passed,
+// and reaps it. True if it died by the signal, false if it had exited on its own first.
+bool kill_once_exists(pid_t pid, const std::string& path, std::chrono::milliseconds after,
+                      std::chrono::seconds timeout = std::chrono::seconds(300));
 
 std::string cli_path();                     // the fsbi executable under test
 std::string bundled_plugin_dir();          // where the bundled simulators are built

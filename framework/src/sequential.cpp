@@ -13,7 +13,6 @@
 #include "simulation_file.hpp"
 
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include <chrono>
 #include <cmath>
@@ -161,7 +160,14 @@ SequentialReport run_sequential(const SequentialInputs& in, const std::string& p
       const auto t0 = std::chrono::steady_clock::now();
       if (in.resume && fs::exists(pfile, ec)) {
         log(fmt::format("{} proposal: reusing {}", tag, pfile));
-        mixture = read_proposal_file(pfile);
+        double stored_alpha = 0;
+        mixture = read_proposal_file(pfile, &stored_alpha);
+        // The rounds' pairs were drawn with the stored fraction: training with another would use
+        // the wrong density.
+        if (stored_alpha != sq.defensive_fraction)
+          throw SequentialError(fmt::format("{} was made with --defensive-fraction {}, not {}: resume with the "
+                                            "original settings, or delete the run's stage files to start over",
+                                            pfile, stored_alpha, sq.defensive_fraction));
       } else {
         log(fmt::format("{} [3/3] sampling {} draws of round {}'s posterior to fit the proposal", tag,
                         sq.proposal_samples, r - 1));
@@ -239,9 +245,9 @@ SequentialReport run_sequential(const SequentialInputs& in, const std::string& p
           const SimulationData data = read_simulations(pooled);
           const PooledProposal q(proposals, counts);
           TrainingProposal tp;
-          tp.description = fmt::format("sequential rounds 1-{}: mixture of the rounds' proposals weighted by "
-                                       "their pairs ({})",
-                                       r, fmt::join(counts, ", "));
+          // The description names every round's proposal by fingerprint, so a checkpoint left by
+          // training with other proposals is not resumed.
+          tp.description = fmt::format("sequential rounds 1-{}: {}", r, q.description());
           tp.score_u = [&q](const Eigen::MatrixXd& u) { return q.score_u(u); };
           log(fmt::format("{} [2/3] training the {} score model on {} pooled pairs", tag, ts.model_kind,
                           data.theta.rows()));

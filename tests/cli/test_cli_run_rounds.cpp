@@ -120,6 +120,13 @@ TEST_F(CliRunRounds, KilledRunResumesToTheUninterruptedResult) {
       << "the run finished before it could be killed";
   ASSERT_FALSE(std::filesystem::exists(tmp.file("killed.h5")));
 
+  // Resuming with another defensive fraction would train with the wrong proposal density.
+  auto other = killed;
+  other.insert(other.end(), {"--resume", "--defensive-fraction", "0.2"});
+  const auto o = run_fsbi(other);
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_THAT(o.err, HasSubstr("--defensive-fraction 0.1, not 0.2"));
+
   auto resume = killed;
   resume.push_back("--resume");
   const auto r = run_fsbi(resume);

@@ -43,24 +43,14 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 // the run's prior and whose prior_source marks it as pooled sequential data.
 void write_pooled(const std::string& path, const std::vector<SimulationData>& rounds, const Simulator& sim,
                   const Prior& prior, const std::string& prior_source, const SimulationSettings& st) {
-  RunDescription desc;
-  desc.simulator_name = sim.name();
-  desc.simulator_version = sim.version();
-  desc.simulator_options = format_simulator_options(sim.options());
-  desc.simulator_path = sim.plugin().path();
-  desc.prior = prior.spec();
-  desc.prior_source = fmt::format("{} 1-{} (round 1 from the prior, {}; later rounds from proposals, see "
-                                  "/rounds)",
-                                  sequential_prior_source, rounds.size(), prior_source);
-  desc.seed = st.seed;
   std::uint64_t total = 0;
   for (const auto& r : rounds) total += static_cast<std::uint64_t>(r.theta.rows());
+  RunDescription desc = describe_run(
+      sim, prior,
+      fmt::format("{} 1-{} (round 1 from the prior, {}; later rounds from proposals, see /rounds)",
+                  sequential_prior_source, rounds.size(), prior_source),
+      st);
   desc.requested = total;
-  desc.on_failure = std::string(to_string(st.on_failure));
-  desc.max_failure_rate = st.max_failure_rate;
-  desc.max_attempts = st.max_attempts;
-  desc.parameter_names = sim.parameter_names();
-  desc.data_names = sim.data_names();
   const std::string partial = path + ".partial";
   std::error_code ec;
   fs::remove(partial, ec);

@@ -142,6 +142,25 @@ void simulate_batch(Batch& b, const Simulator& sim, SimulatorInstance& inst, con
 
 }  // namespace
 
+RunDescription describe_run(const Simulator& simulator, const Prior& prior, const std::string& prior_source,
+                            const SimulationSettings& st) {
+  RunDescription desc;
+  desc.simulator_name = simulator.name();
+  desc.simulator_version = simulator.version();
+  desc.simulator_options = format_simulator_options(simulator.options());
+  desc.simulator_path = simulator.plugin().path();
+  desc.prior = prior.spec();
+  desc.prior_source = prior_source;
+  desc.seed = st.seed;
+  desc.requested = st.num_simulations;
+  desc.on_failure = std::string(to_string(st.on_failure));
+  desc.max_failure_rate = st.max_failure_rate;
+  desc.max_attempts = st.max_attempts;
+  desc.parameter_names = simulator.parameter_names();
+  desc.data_names = simulator.data_names();
+  return desc;
+}
+
 SimulationReport run_simulations(const Simulator& simulator, const Prior& prior,
                                  const std::string& prior_source,
                                  const SimulationSettings& settings, const std::string& output) {
@@ -164,20 +183,7 @@ SimulationReport run_simulations(const Simulator& simulator, const Prior& prior,
   if (const auto parent = fs::path(output).parent_path(); !parent.empty() && !fs::is_directory(parent, ec))
     throw SimulationError(fmt::format("{}: folder {} does not exist", output, parent.string()));
 
-  RunDescription desc;
-  desc.simulator_name = simulator.name();
-  desc.simulator_version = simulator.version();
-  desc.simulator_options = format_simulator_options(simulator.options());
-  desc.simulator_path = simulator.plugin().path();
-  desc.prior = prior.spec();
-  desc.prior_source = prior_source;
-  desc.seed = st.seed;
-  desc.requested = st.num_simulations;
-  desc.on_failure = std::string(to_string(st.on_failure));
-  desc.max_failure_rate = st.max_failure_rate;
-  desc.max_attempts = st.max_attempts;
-  desc.parameter_names = simulator.parameter_names();
-  desc.data_names = simulator.data_names();
+  const RunDescription desc = describe_run(simulator, prior, prior_source, st);
   const std::uint64_t budget = failure_budget(st);
 
   std::unique_ptr<SimulationWriter> writer;

@@ -8,6 +8,9 @@
 // last checkpoint, and can be continued.
 #pragma once
 
+#include "fsbi/plugin.hpp"
+#include "fsbi/prior.hpp"
+#include "fsbi/simulation.hpp"
 #include "h5/h5.hpp"
 
 #include <chrono>
@@ -39,6 +42,10 @@ struct RunDescription {
   std::uint32_t max_attempts = 0;
   std::vector<std::string> parameter_names, data_names;
 };
+
+// The description of a run of `settings.num_simulations` slots of `simulator` over `prior`.
+RunDescription describe_run(const Simulator& simulator, const Prior& prior, const std::string& prior_source,
+                            const SimulationSettings& settings);
 
 struct SimulationProgress {
   std::uint64_t next_index = 0;  // slots [0, next_index) are done

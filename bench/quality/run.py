@@ -121,8 +121,14 @@ def parse_args(argv):
                    "its samples are extracted)")
     p.add_argument("--retry-failed", action="store_true", help="run again runs recorded as failed")
     p.add_argument("--fresh", action="store_true", help="forget recorded results and files of the planned runs")
+    p.add_argument("--blas", default=None, metavar="DIR",
+                   help="directory with a libblas.so.3 for the C2ST classifier, e.g. an unpacked OpenBLAS "
+                   "(Debian's default netlib BLAS makes a 10-parameter C2ST take ~6 minutes; see README)")
     p.add_argument("-v", "--verbose", action="store_true", help="echo fsbi's output")
     a = p.parse_args(argv)
+    if a.blas is not None and not (Path(a.blas) / "libblas.so.3").is_file():
+        p.error(f"--blas {a.blas}: no libblas.so.3 in that directory (give the folder that holds it, e.g. "
+                "root/usr/lib/x86_64-linux-gnu/openblas-pthread of an unpacked libopenblas0-pthread)")
     try:
         a.task_list = [t.strip() for t in a.tasks.split(",") if t.strip()]
         a.budget_list = parse_int_list(a.budgets, "budget")
@@ -388,9 +394,33 @@ def reference_for(args, task, obs):
     return None, "none"
 
 
-def run_c2st(reference, samples):
-    """C2ST via tests/support/c2st.py in a subprocess; returns (value, seconds)."""
+def c2st_env(args):
+    """Environment of the C2ST subprocess: one BLAS/OpenMP thread per fold worker; --blas first on the
+    library path."""
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    if args.blas:
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (str(Path(args.blas).resolve()),
+                                                             env.get("LD_LIBRARY_PATH")) if p)
+    return env
+
+
+def c2st_blas(args):
+    """The BLAS library numpy loads in the C2ST subprocess's environment (a path, or '?')."""
+    probe = ("import numpy, os\n"
+             "libs = sorted({os.path.realpath(l.split()[-1]) for l in open('/proc/self/maps')\n"
+             "               if 'blas' in l.split()[-1] and l.split()[-1].startswith('/')})\n"
+             "print(', '.join(libs) or '?')")
+    try:
+        out = subprocess.run([sys.executable, "-c", probe], env=c2st_env(args), capture_output=True, text=True,
+                             timeout=60, stdin=subprocess.DEVNULL)
+        return out.stdout.strip() or "?"
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+
+
+def run_c2st(args, reference, samples):
+    """C2ST via tests/support/c2st.py in a subprocess; returns (value, seconds)."""
+    env = c2st_env(args)
     t0 = time.monotonic()
     p = subprocess.Popen([sys.executable, str(C2ST_SCRIPT), str(reference), str(samples)], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, env=env, stdin=subprocess.DEVNULL,
@@ -464,7 +494,7 @@ def do_run(args, run, index, total):
         print(f"{head}: {times}; no reference, no C2ST", flush=True)
         return record
     try:
-        value, seconds = run_c2st(reference, run.samples)
+        value, seconds = run_c2st(args, reference, run.samples)
     except Exception as e:  # noqa: BLE001
         record.update(status="failed", failed_stage="c2st", error=str(e))
         print(f"{head}: C2ST FAILED: {e}", flush=True)
@@ -514,6 +544,7 @@ def build_table(args, runs, records, reused, started):
         f"{args.num_samples}, --seed {args.seed}, --threads {args.threads}"
         + (f", extra: `{shlex.join(args.extra)}`" if args.extra else ""),
         f"- mode: {args.label}; observations {','.join(map(str, args.obs_list))}; sbibm data `{args.sbibm}`",
+        f"- C2ST classifier's BLAS: `{args.c2st_blas}`",
         "- C2ST as sbibm computes it (tests/support/c2st.py: MLP classifier, 5-fold CV, 10 000 vs 10 000 samples); "
         "mean ± sd (ddof 1) over the observations; sbibm columns: published means at the same budget "
         "(sbibm_c2st.csv). Reference samples: sbibm's where given; gaussian_mixture: exact analytic "
@@ -583,6 +614,11 @@ def main(argv):
         print("warning: stdbuf not found; fsbi's stage lines may arrive late and the stage times be wrong",
               file=sys.stderr)
     args.fsbi_version = fsbi_version(args.fsbi)
+    args.c2st_blas = c2st_blas(args)
+    if "/blas/libblas.so" in args.c2st_blas:
+        print(f"note: the C2ST classifier runs on the netlib reference BLAS ({args.c2st_blas}); a 10-parameter "
+              "C2ST then takes minutes. An OpenBLAS makes it ~3x faster: apt-get install libopenblas0-pthread, "
+              "or unpack one and pass --blas DIR (bench/quality/README.md)", file=sys.stderr)
     results_path = args.workdir / "results.jsonl"
     runs = [Run(args, t, b, n) for t in args.task_list for b in args.budget_list for n in args.obs_list]
     records = load_results(results_path)

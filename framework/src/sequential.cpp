@@ -237,8 +237,13 @@ SequentialReport run_sequential(const SequentialInputs& in, const std::string& p
           TrainingProposal tp;
           // The description names every round's proposal by fingerprint, so a checkpoint left by
           // training with other proposals is not resumed.
-          tp.description = fmt::format("sequential rounds 1-{}: {}", r, q.description());
+          tp.description = fmt::format("sequential rounds 1-{}: {}; inputs standardised on round 1", r, q.description());
           tp.score_u = [&q](const Eigen::MatrixXd& u) { return q.score_u(u); };
+          // Inputs standardised on round 1's prior pairs (the pooled file holds them first): the
+          // concentrated later rounds would otherwise shrink the scale, and the network would
+          // meet most of the prior's support, where the posterior is still evaluated, many
+          // standard units outside its data (docs/sequential.md, "Standardisation").
+          tp.standardize_rows = static_cast<Eigen::Index>(counts.front());
           log(fmt::format("{} [2/3] training the {} score model on {} pooled pairs", tag, ts.model_kind,
                           data.theta.rows()));
           train_score_model(data, pooled, ts, mfile, &tp);

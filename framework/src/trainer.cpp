@@ -433,8 +433,14 @@ TrainingReport train_score_model(const SimulationData& data, const std::string& 
   Prepared tr, va;
   tr.u = u_all(Eigen::all, train_idx);
   va.u = u_all(Eigen::all, val_idx);
-  const FeatureMap features = FeatureMap::fit(transform, tr.u);
-  const Standardizer xstd = Standardizer::fit(xall(Eigen::all, train_idx));
+  // Standardisation: on the training pairs, or on those of the proposal's reference rows.
+  std::vector<Eigen::Index> std_idx;
+  if (proposal && proposal->standardize_rows > 0)
+    for (Eigen::Index j : train_idx)
+      if (j < proposal->standardize_rows) std_idx.push_back(j);
+  if (std_idx.size() < 20) std_idx = train_idx;
+  const FeatureMap features = FeatureMap::fit(transform, u_all(Eigen::all, std_idx));
+  const Standardizer xstd = Standardizer::fit(xall(Eigen::all, std_idx));
   tr.x = xstd.apply(xall(Eigen::all, train_idx)).cast<float>();
   va.x = xstd.apply(xall(Eigen::all, val_idx)).cast<float>();
 

@@ -161,5 +161,44 @@ TEST(TrainerErrors, BadFilesAndSettings) {
   }
 }
 
+// Sequential rounds standardise the network's inputs on round 1's prior pairs: with
+// TrainingProposal::standardize_rows the stored x standardiser and u features take their scale
+// from the data's first rows, not from all pairs (whose later, concentrated rows would shrink it).
+TEST(TrainerStandardisation, ProposalReferenceRowsSetTheInputScale) {
+  test::TempDir tmp;
+  SimulationData data = test::simulate_gaussian_linear(tmp.path(), "train.h5", "", 2000,
+                                                       test::announce_seed("simulation", 31), {{"dim", "2"}});
+  const Eigen::Index first = 1000;  // rows [first, 2000) shrunk tenfold towards 0: a focused round
+  data.theta.bottomRows(2000 - first) *= 0.1;
+  data.x.bottomRows(2000 - first) *= 0.1;
+  TrainingSettings st = quick_settings(32);
+  st.max_epochs = 1;
+  st.hidden = {8};
+  TrainingProposal flat;
+  flat.description = "test proposal";
+  flat.score_u = [](const Eigen::MatrixXd& u) { return Eigen::MatrixXd::Zero(u.rows(), u.cols()).eval(); };
+  train_score_model(data, "pooled", st, tmp.file("pooled_scale.h5"), &flat);
+  TrainingProposal reference = flat;
+  reference.standardize_rows = first;
+  train_score_model(data, "pooled", st, tmp.file("round1_scale.h5"), &reference);
+
+  Eigen::VectorXd sd_first(2);
+  for (Eigen::Index j = 0; j < 2; ++j) {
+    const auto col = data.x.col(j).head(first).array();
+    sd_first(j) = std::sqrt((col - col.mean()).square().sum() / static_cast<double>(first - 1));
+  }
+  const StoredModel pooled = read_model(tmp.file("pooled_scale.h5"));
+  const StoredModel round1 = read_model(tmp.file("round1_scale.h5"));
+  for (Eigen::Index j = 0; j < 2; ++j) {
+    // The training split holds 90 % of the rows: its sd is within a few % of all first rows'.
+    const double r1 = round1.x_standardizer.scale()(j) / sd_first(j);
+    const double all = pooled.x_standardizer.scale()(j) / sd_first(j);
+    std::printf("x[%ld] scale / sd of the first rows: reference rows %.3f, all pairs %.3f\n", static_cast<long>(j), r1, all);
+    EXPECT_NEAR(r1, 1.0, 0.05);
+    EXPECT_NEAR(all, std::sqrt(0.5 * (1 + 0.01)), 0.06);  // the pooled sd, ~0.71
+    EXPECT_GT(round1.features.scale()(j), 1.3 * pooled.features.scale()(j));
+  }
+}
+
 }  // namespace
 }  // namespace fsbi

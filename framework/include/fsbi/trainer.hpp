@@ -82,6 +82,11 @@ struct TrainingProposal {
   std::string description;  // stored with the model (attribute training_proposal)
   // ∇u log q(u) for a d × n batch of unconstrained coordinates (the prior's own transform).
   std::function<Eigen::MatrixXd(const Eigen::MatrixXd& u)> score_u;
+  // If positive: fit the input standardisation (u features and x) on the training pairs among the
+  // data's first `standardize_rows` rows — round 1's prior draws — instead of on all pairs. The
+  // network's inputs then keep the prior's scale, so the whole prior support, where the posterior
+  // is still evaluated, stays within a few standard units of the data the network saw.
+  Eigen::Index standardize_rows = 0;
 };
 
 // In-memory variant used by tests and the C++ API: trains on the given data and writes `output`.

@@ -22,8 +22,11 @@
 #include <algorithm>
 #include <filesystem>
 #include <iostream>
+#include <system_error>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 namespace po = boost::program_options;
 using Eigen::MatrixXd;
@@ -121,6 +124,13 @@ int main(int argc, char** argv) {
     if (pairs > 0) {
       const auto dir = std::filesystem::temp_directory_path() / fmt::format("fsbi-score-error-{}", ::getpid());
       std::filesystem::create_directories(dir);
+      struct RemoveOnExit {
+        std::filesystem::path p;
+        ~RemoveOnExit() {
+          std::error_code ec;
+          std::filesystem::remove_all(p, ec);
+        }
+      } cleanup{dir};
       const std::string path = (dir / "fresh.h5").string();
       fsbi::SimulationSettings st;
       st.num_simulations = pairs;
@@ -129,7 +139,6 @@ int main(int argc, char** argv) {
       const auto prior = fsbi::parse_prior(info.prior, static_cast<int>(d));
       fsbi::run_simulations(*sim, *prior, "model's prior", st, path);
       const auto fresh = fsbi::read_simulations(path);
-      std::filesystem::remove_all(dir);
       const MatrixXd th = fresh.theta.transpose(), x = fresh.x.transpose();  // one pair per column
       report(fmt::format("fresh pairs from the model's prior (seed {})", seed), model.score(th, x),
              analytic(*sim, th, x));

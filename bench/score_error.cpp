@@ -105,13 +105,8 @@ int main(int argc, char** argv) {
 
     const fsbi::ScoreModel model = fsbi::ScoreModel::load(model_path);
     const auto& info = model.info();
-    std::vector<std::string> kv;
-    for (std::size_t b = 0; b < info.simulator_options.size();) {
-      const std::size_t e = std::min(info.simulator_options.find(',', b), info.simulator_options.size());
-      kv.push_back(info.simulator_options.substr(b, e - b));
-      b = e + 1;
-    }
-    const auto sim = fsbi::open_simulator(info.simulator_name, fsbi::parse_simulator_options(kv),
+    const auto sim = fsbi::open_simulator(info.simulator_name,
+                                          fsbi::parse_simulator_options(fsbi::split_simulator_options(info.simulator_options)),
                                           plugin_path.empty() ? std::vector<std::string>{} : std::vector{plugin_path});
     if (!sim->has_likelihood_score())
       throw std::invalid_argument(fmt::format("simulator '{}' provides no analytic likelihood score "

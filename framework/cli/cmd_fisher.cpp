@@ -106,15 +106,7 @@ int cmd_fisher(const Args& args) {
   if (simulator.empty()) {
     if (!model) throw UsageError("--local needs --simulator NAME|PATH");
     simulator = model->info().simulator_name;
-    if (sim_opts.empty() && !model->info().simulator_options.empty()) {
-      const std::string& o = model->info().simulator_options;
-      for (std::size_t p = 0; p <= o.size();) {
-        const auto c = o.find(',', p);
-        sim_opts.push_back(o.substr(p, c == std::string::npos ? std::string::npos : c - p));
-        if (c == std::string::npos) break;
-        p = c + 1;
-      }
-    }
+    if (sim_opts.empty()) sim_opts = split_simulator_options(model->info().simulator_options);
   }
   auto sp = open_simulator_with_prior(simulator, sim_opts, plugin_path, prior_spec);
   const Simulator& sim = *sp.simulator;

@@ -139,6 +139,16 @@ std::string format_simulator_options(const SimulatorOptions& options) {
   return out;
 }
 
+std::vector<std::string> split_simulator_options(std::string_view formatted) {
+  std::vector<std::string> out;
+  for (std::size_t p = 0; p < formatted.size();) {
+    const std::size_t c = std::min(formatted.find(',', p), formatted.size());
+    out.emplace_back(formatted.substr(p, c - p));
+    p = c + 1;
+  }
+  return out;
+}
+
 // ---- Simulator --------------------------------------------------------------------------------
 
 std::shared_ptr<const Simulator> Simulator::create(std::shared_ptr<const Plugin> plugin,

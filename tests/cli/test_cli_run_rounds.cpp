@@ -11,7 +11,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-
 #include <chrono>
 #include <filesystem>
 #include <fstream>

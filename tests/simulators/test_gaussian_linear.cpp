@@ -118,6 +118,19 @@ TEST(GaussianLinear, DimOption) {
   EXPECT_EQ(open({{"dim", "1"}})->parameter_dim(), 1);
 }
 
+// Options as a file stores them ("key=value,...", sorted) split back into what opened the
+// simulator: how a model's simulator is reopened (fsbi fisher --local, bench/score_error).
+TEST(GaussianLinear, StoredOptionsSplitBackIntoTheOptions) {
+  const fsbi::SimulatorOptions options{{"dim", "3"}, {"a", "x=y"}};
+  const std::string stored = fsbi::format_simulator_options(options);
+  EXPECT_EQ(stored, "a=x=y,dim=3");
+  EXPECT_EQ(fsbi::split_simulator_options(stored), (std::vector<std::string>{"a=x=y", "dim=3"}));
+  EXPECT_EQ(fsbi::parse_simulator_options(fsbi::split_simulator_options(stored)),
+            (fsbi::SimulatorOptions{{"a", "x=y"}, {"dim", "3"}}));
+  EXPECT_TRUE(fsbi::split_simulator_options("").empty());
+  EXPECT_EQ(open(fsbi::parse_simulator_options(fsbi::split_simulator_options("dim=3")))->parameter_dim(), 3);
+}
+
 TEST(GaussianLinear, BadOptions) {
   std::string msg = error_of({{"dim", "0"}});
   EXPECT_NE(msg.find("option 'dim'"), std::string::npos) << msg;

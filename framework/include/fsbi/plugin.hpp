@@ -13,6 +13,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -52,6 +53,9 @@ using SimulatorOptions = std::vector<std::pair<std::string, std::string>>;
 SimulatorOptions parse_simulator_options(const std::vector<std::string>& key_values);
 // Canonical text "key=value,key=value" (sorted by key), as stored in files; "" for none.
 std::string format_simulator_options(const SimulatorOptions& options);
+// The "key=value" entries of such a stored text (its inverse, for parse_simulator_options or
+// anything that takes --sim-opt strings); none for "".
+std::vector<std::string> split_simulator_options(std::string_view formatted);
 
 class SimulatorInstance;
 

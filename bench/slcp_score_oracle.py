@@ -27,6 +27,7 @@ on 3000 fresh prior pairs and at sbibm's reference posterior samples with x = x_
 """
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -42,7 +43,8 @@ p.add_argument("--epochs", type=int, default=300)
 p.add_argument("--lr", type=float, default=1e-3)
 p.add_argument("--seed", type=int, default=1)
 p.add_argument("--obs", type=int, default=1)
-p.add_argument("--sbibm", default="/work/shared/sbibm")
+p.add_argument("--sbibm", default=str(Path(__file__).resolve().parents[2] / "shared" / "sbibm"),
+               help="sbibm data directory (default: ../shared/sbibm beside the project)")
 a = p.parse_args()
 print(f"seed {a.seed}; {vars(a)}", flush=True)
 torch.manual_seed(a.seed)

@@ -38,6 +38,8 @@ p.add_argument("--weight", choices=["none", "median"], default="none", help="ibp
 p.add_argument("--relative", action="store_true", help="oracle only: relative regression")
 p.add_argument("--min-abs-scale", type=float, default=0.0)
 p.add_argument("--iid", action="store_true")
+p.add_argument("--output", choices=["linear", "sinh"], default="linear",
+               help="map of the last layer: linear (fsbi today) or sinh (spans orders of magnitude)")
 p.add_argument("--n", type=int, default=10000, help="simulations")
 p.add_argument("--epochs", type=int, default=300)
 p.add_argument("--lr", type=float, default=1e-3)
@@ -110,7 +112,8 @@ class Net(torch.nn.Module):
                                      torch.nn.Linear(128, 128), torch.nn.SiLU(), torch.nn.Linear(128, DIM))
 
     def forward(self, uu, xx):  # the score in u
-        return self.f(torch.cat([(uu - um) / us, (xx - xm) / xs], 1)) / us
+        out = self.f(torch.cat([(uu - um) / us, (xx - xm) / xs], 1))
+        return (torch.sinh(out) if a.output == "sinh" else out) / us
 
 
 net = Net().double()

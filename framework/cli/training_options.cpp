@@ -29,6 +29,12 @@ void TrainingCliOptions::add_to(po::options_description& desc) {
        "share of the pairs held out for validation and early stopping")
       ("patience", po::value(&st.patience)->default_value(st.patience),
        "stop after this many epochs without a better validation loss")
+      ("lr-reductions", po::value(&st.lr_reductions)->default_value(st.lr_reductions),
+       "on a stall, restart from the best parameters at a lower learning rate up to this many times before "
+       "stopping")
+      ("lr-reduction-factor",
+       po::value(&st.lr_reduction_factor)->default_value(st.lr_reduction_factor, fmt::format("{}", st.lr_reduction_factor)),
+       "learning-rate factor per reduction")
       ("clip-norm", po::value(&st.clip_norm)->default_value(st.clip_norm, "0"), "clip the gradient's norm to this (0: off)")
       ("latent-sigma", po::value(&st.latent_sigma)->default_value(st.latent_sigma, fmt::format("{}", st.latent_sigma)),
        "latent objective: jitter, as a fraction of each parameter's spread in unconstrained coordinates");

@@ -244,16 +244,17 @@ Partial evaluate(const nn::ScoreNetwork<float>& net, const nn::BatchInputs<float
 
 std::string fingerprint(const TrainingSettings& s, const std::string& data_label, Eigen::Index n) {
   return fmt::format("kind={};objective={};hidden={};ensemble={};activation={};epochs={};batch={};lr={};final={};"
-                     "warmup={};val={};patience={};clip={};sigma={};seed={};unconstrained={};data={};n={}",
+                     "warmup={};val={};patience={};reductions={}x{};clip={};sigma={};seed={};unconstrained={};data={};n={}",
                      s.model_kind, s.objective, fmt::join(s.hidden, ","), s.ensemble, s.activation, s.max_epochs,
                      s.batch_size, s.learning_rate, s.final_lr_fraction, s.warmup_epochs,
-                     s.validation_fraction, s.patience, s.clip_norm, s.latent_sigma, s.seed,
+                     s.validation_fraction, s.patience, s.lr_reductions, s.lr_reduction_factor, s.clip_norm, s.latent_sigma, s.seed,
                      s.unconstrained, data_label, n);
 }
 
 // Training state that a checkpoint carries.
 struct State {
   int next_epoch = 0, best_epoch = -1, since_best = 0;
+  int reductions = 0;  // learning-rate reductions taken so far
   double best_loss = std::numeric_limits<double>::infinity();
   VecF params, best_params;
   Adam adam;
@@ -284,6 +285,7 @@ void save_checkpoint(const std::string& path, const std::string& fp, const State
     g.set_attribute("next_epoch", static_cast<std::int64_t>(s.next_epoch));
     g.set_attribute("best_epoch", static_cast<std::int64_t>(s.best_epoch));
     g.set_attribute("since_best", static_cast<std::int64_t>(s.since_best));
+    g.set_attribute("lr_reductions", static_cast<std::int64_t>(s.reductions));
     g.set_attribute("best_loss", s.best_loss);
     g.set_attribute("adam_step", static_cast<std::int64_t>(s.adam.step));
     write_floats(g, "params", s.params);
@@ -310,6 +312,7 @@ State load_checkpoint(const std::string& path, const std::string& fp) {
   s.next_epoch = static_cast<int>(g.attribute_int("next_epoch"));
   s.best_epoch = static_cast<int>(g.attribute_int("best_epoch"));
   s.since_best = static_cast<int>(g.attribute_int("since_best"));
+  s.reductions = static_cast<int>(g.attribute_int("lr_reductions"));
   s.best_loss = g.attribute_double("best_loss");
   s.adam.step = g.attribute_int("adam_step");
   s.params = read_floats(g, "params");
@@ -354,6 +357,11 @@ TrainingReport train_score_model(const SimulationData& data, const std::string& 
   if (!(st.validation_fraction > 0 && st.validation_fraction < 0.9))
     throw TrainingError("--validation-fraction must be in (0, 0.9)");
   if (!(st.learning_rate > 0)) throw TrainingError("--learning-rate must be positive");
+  if (st.lr_reductions < 0 || st.lr_reductions > 10)
+    throw TrainingError(fmt::format("--lr-reductions {}: give 0 (stop at the first stall) to 10", st.lr_reductions));
+  if (!(st.lr_reduction_factor > 0 && st.lr_reduction_factor < 1))
+    throw TrainingError(fmt::format("--lr-reduction-factor {}: give a factor in (0, 1), e.g. 0.3",
+                                    st.lr_reduction_factor));
   if (st.hidden.empty()) throw TrainingError("--hidden needs at least one layer width");
   if (st.ensemble < 1 || st.ensemble > max_ensemble_members)
     throw TrainingError(fmt::format("--ensemble must be between 1 and {}", max_ensemble_members));
@@ -545,7 +553,7 @@ TrainingReport train_score_model(const SimulationData& data, const std::string& 
   std::uint64_t samples_seen = 0;
 
   for (int epoch = s.next_epoch; epoch < st.max_epochs; ++epoch) {
-    const double lr = learning_rate(st, epoch);
+    const double lr = learning_rate(st, epoch) * std::pow(st.lr_reduction_factor, s.reductions);
     if (objective == nn::Objective::latent) fill_inputs(tr, rng_jitter_base + static_cast<std::uint64_t>(epoch));
     std::vector<std::vector<Eigen::Index>> orders;
     for (int m = 0; m < members; ++m)
@@ -607,7 +615,16 @@ TrainingReport train_score_model(const SimulationData& data, const std::string& 
       throw TrainingError(fmt::format("training diverged at epoch {} (validation loss {}); try a smaller "
                                       "--learning-rate or --clip-norm 10",
                                       epoch + 1, val_loss));
-    const bool stop = s.since_best >= st.patience;
+    bool stop = false;
+    if (s.since_best >= st.patience) {
+      if (s.reductions < st.lr_reductions) {  // stalled: go back to the best fit at a lower rate
+        ++s.reductions;
+        s.params = s.best_params;
+        s.since_best = 0;
+      } else {
+        stop = true;
+      }
+    }
     if (std::chrono::duration<double>(std::chrono::steady_clock::now() - last_checkpoint).count() >=
             st.checkpoint_seconds && !stop &&
         epoch + 1 < st.max_epochs) {

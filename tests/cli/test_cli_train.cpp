@@ -1,14 +1,19 @@
 // `fsbi train` and `fsbi score` through the real binary: resume after SIGKILL, score I/O, errors.
 #include "fsbi/score_model.hpp"
 #include "fsbi/table_io.hpp"
+#include "h5/h5.hpp"
 #include "test_support.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 namespace fsbi {
 namespace {
@@ -28,15 +33,35 @@ class CliTrain : public testing::Test {
 };
 
 TEST_F(CliTrain, KilledTrainingResumesToTheUninterruptedModel) {
-  const std::vector<std::string> common{"train", "--data", data(), "--epochs", "40", "--patience", "1000",
-                                        "--seed", "5", "--threads", "1", "--checkpoint-seconds", "0", "--quiet"};
+  // A short patience with many learning-rate reductions: the resumed run must also carry the
+  // reductions taken before the kill.
+  const std::vector<std::string> common{"train", "--data", data(), "--epochs", "40", "--patience", "2",
+                                        "--lr-reductions", "10", "--lr-reduction-factor", "0.5", "--seed", "5",
+                                        "--threads", "1", "--checkpoint-seconds", "0", "--quiet"};
   auto killed = common;
   killed.insert(killed.end(), {"-o", tmp.file("killed.h5")});
-  // Kill once a checkpoint exists (epochs are checkpointed as they finish).
+  // Kill once a checkpoint records a reduction (epochs are checkpointed as they finish; the
+  // checkpoint is replaced atomically, so reading it while training runs is safe).
   const pid_t pid = test::spawn_fsbi(killed);
   ASSERT_GT(pid, 0);
-  ASSERT_TRUE(test::kill_once_exists(pid, tmp.file("killed.h5.checkpoint"), std::chrono::milliseconds(300)))
-      << "training finished before it could be killed";
+  const auto checkpoint = tmp.file("killed.h5.checkpoint");
+  std::int64_t reductions_at_kill = 0;
+  for (const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+       reductions_at_kill < 1 && std::chrono::steady_clock::now() < deadline;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    if (!std::filesystem::exists(checkpoint)) continue;
+    try {
+      reductions_at_kill = h5::File::open(checkpoint).open_group("checkpoint").attribute_int("lr_reductions");
+    } catch (const std::exception&) {
+      // replaced between the check and the open: look again
+    }
+  }
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "training finished before it could be killed";
+  std::printf("killed after %lld learning-rate reduction(s)\n", static_cast<long long>(reductions_at_kill));
+  ASSERT_GE(reductions_at_kill, 1);
   ASSERT_FALSE(std::filesystem::exists(tmp.file("killed.h5")));
 
   // Without --resume the leftover checkpoint is pointed out.
@@ -55,7 +80,12 @@ TEST_F(CliTrain, KilledTrainingResumesToTheUninterruptedModel) {
 
   const ScoreModel a = ScoreModel::load(tmp.file("killed.h5")), b = ScoreModel::load(tmp.file("whole.h5"));
   EXPECT_EQ(a.info().validation_loss, b.info().validation_loss);
-  EXPECT_EQ(a.info().epochs, 40);
+  EXPECT_EQ(a.info().learning_rate, b.info().learning_rate);
+  const auto& lr = b.info().learning_rate;
+  int halvings = 0;
+  for (std::size_t e = 1; e < lr.size(); ++e) halvings += lr[e] < 0.6 * lr[e - 1];
+  std::printf("%zu epochs, %d learning-rate reductions\n", lr.size(), halvings);
+  EXPECT_GE(halvings, 1) << "no stall in " << lr.size() << " epochs: the test does not cover resumed reductions";
   const Eigen::MatrixXd th = Eigen::MatrixXd::Random(2, 50) * 0.3, x = Eigen::MatrixXd::Random(2, 50);
   EXPECT_TRUE(a.score(th, x) == b.score(th, x));
   EXPECT_FALSE(std::filesystem::exists(tmp.file("killed.h5.checkpoint")));

@@ -114,6 +114,69 @@ TEST(TrainerEnsemble, MembersAreDistinctAndTheModelIsTheirMean) {
   }
 }
 
+// --lr-reductions: a stall of `patience` epochs lowers the learning rate by the factor and
+// training goes on from the best parameters, until the last reduction's stall stops it. Up to
+// the first stall the run is the same as one without reductions.
+TEST(TrainerLearningRate, StallsLowerTheRateUntilTheLastReductionStops) {
+  test::TempDir tmp;
+  const auto train = test::simulate_gaussian_linear(tmp.path(), "train.h5", "", 1000, test::announce_seed("simulation", 31), {{"dim", "2"}});
+  TrainingSettings st = quick_settings(32);
+  st.hidden = {16, 16};
+  st.max_epochs = 400;
+  st.patience = 3;
+  st.final_lr_fraction = 1;  // constant rate after warm-up: every change is a reduction
+  st.lr_reductions = 0;
+  const TrainingReport plain = train_score_model(train, "train.h5", st, tmp.file("plain.h5"));
+  ASSERT_TRUE(plain.stopped_early);
+  st.lr_reductions = 2;
+  st.lr_reduction_factor = 0.25;
+  const TrainingReport reduced = train_score_model(train, "train.h5", st, tmp.file("reduced.h5"));
+  ASSERT_TRUE(reduced.stopped_early) << "no stall in " << st.max_epochs << " epochs";
+  const ModelInfo a = ScoreModel::load(tmp.file("plain.h5")).info(), b = ScoreModel::load(tmp.file("reduced.h5")).info();
+  const auto first = static_cast<std::size_t>(plain.epochs);
+  std::printf("stopped at epoch %d without reductions, %d with two\n", plain.epochs, reduced.epochs);
+  ASSERT_GT(b.learning_rate.size(), first);
+  for (std::size_t e = 0; e < first; ++e) {
+    EXPECT_EQ(a.learning_rate[e], b.learning_rate[e]) << "epoch " << e + 1;
+    EXPECT_EQ(a.validation_loss[e], b.validation_loss[e]) << "epoch " << e + 1;
+  }
+  // After warm-up the rate takes the values 1e-3, 2.5e-4, 6.25e-5 in turn; each step down comes
+  // `patience` epochs after the best validation loss so far or after the previous step down,
+  // whichever is later.
+  std::vector<std::size_t> drops;
+  for (std::size_t e = 1; e < b.learning_rate.size(); ++e)
+    if (b.learning_rate[e] < b.learning_rate[e - 1]) drops.push_back(e);
+  ASSERT_EQ(drops.size(), 2u);
+  EXPECT_EQ(drops[0], first);
+  EXPECT_DOUBLE_EQ(b.learning_rate[drops[0]], 2.5e-4);
+  EXPECT_DOUBLE_EQ(b.learning_rate[drops[1]], 6.25e-5);
+  EXPECT_DOUBLE_EQ(b.learning_rate.back(), 6.25e-5);
+  std::size_t previous = 0;
+  for (std::size_t k : drops) {
+    const auto best = std::min_element(b.validation_loss.begin(), b.validation_loss.begin() + static_cast<std::ptrdiff_t>(k));
+    const std::size_t since = std::max(static_cast<std::size_t>(best - b.validation_loss.begin()) + 1, previous);
+    EXPECT_EQ(k, since + static_cast<std::size_t>(st.patience)) << "reduction at epoch " << k + 1;
+    previous = k;
+  }
+  EXPECT_LE(b.best_validation_loss, a.best_validation_loss);
+
+  st.lr_reductions = -1;
+  try {
+    train_score_model(train, "train.h5", st, tmp.file("bad.h5"));
+    FAIL() << "expected an error";
+  } catch (const TrainingError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("--lr-reductions -1: give 0"));
+  }
+  st.lr_reductions = 1;
+  st.lr_reduction_factor = 1.5;
+  try {
+    train_score_model(train, "train.h5", st, tmp.file("bad.h5"));
+    FAIL() << "expected an error";
+  } catch (const TrainingError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("--lr-reduction-factor 1.5: give a factor in (0, 1)"));
+  }
+}
+
 TEST(TrainerErrors, BadFilesAndSettings) {
   test::TempDir tmp;
   {

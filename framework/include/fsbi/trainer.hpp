@@ -38,6 +38,11 @@ struct TrainingSettings {
   int warmup_epochs = 2;               // linear warm-up
   double validation_fraction = 0.1;
   int patience = 30;                   // epochs without validation improvement before stopping
+  // When validation stalls for `patience` epochs: restart from the best parameters at
+  // lr_reduction_factor × the learning rate, up to this many times, then stop
+  // (docs/training.md#the-loop).
+  int lr_reductions = 2;
+  double lr_reduction_factor = 0.3;
   double clip_norm = 0;                // global gradient-norm clipping; 0: off
   double latent_sigma = 0.05;          // latent objective: jitter sd, in units of u's spread
   std::uint64_t seed = 0;

@@ -14,6 +14,12 @@ separates the two possible causes in PyTorch, on the task's exact definition
   method has; the best any score-matching objective could reach with this network and data),
   on ‖s − s*‖² or, with ``--relative``, on ‖s − s*‖²/(1 + ‖s*‖²).
 
+* ``--objective nll`` (with ``--model gaussian``): maximum likelihood in x, as NLE trains.
+
+``--model gaussian`` replaces the vector network by an energy of Gaussian form in the
+standardised x, E = ½‖Lᵀ(x̂ − m)‖² − log det L, with m(u) and the Cholesky factor L(u) from a
+network of u alone (the family slcp's likelihood belongs to).
+
 ``--min-abs-scale C`` keeps only prior draws with |θ₃|, |θ₄| > C (away from the singular score
 near zero scale); ``--iid`` trains on the four 2-D points of each simulation as four pairs and
 sums the four scores at evaluation (the i.i.d. structure fsbi's composition uses).
@@ -33,13 +39,18 @@ import numpy as np
 import torch
 
 p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-p.add_argument("--objective", choices=["ibp", "oracle"], default="ibp")
+p.add_argument("--objective", choices=["ibp", "oracle", "nll"], default="ibp",
+               help="nll: maximum likelihood in x (--model gaussian only; the normalised Gaussian's −log p)")
 p.add_argument("--weight", choices=["none", "median"], default="none", help="ibp only")
 p.add_argument("--relative", action="store_true", help="oracle only: relative regression")
 p.add_argument("--min-abs-scale", type=float, default=0.0)
 p.add_argument("--iid", action="store_true")
 p.add_argument("--output", choices=["linear", "sinh"], default="linear",
                help="map of the last layer: linear (fsbi today) or sinh (spans orders of magnitude)")
+p.add_argument("--model", choices=["vector", "gaussian"], default="vector",
+               help="vector: the network's output is the score (fsbi's vector model); gaussian: an energy "
+                    "E = ½‖Lᵀ(x̂ − m)‖² − log det L with m(u), L(u) from a network of u alone (a "
+                    "conditional Gaussian likelihood, score −∇u E)")
 p.add_argument("--n", type=int, default=10000, help="simulations")
 p.add_argument("--epochs", type=int, default=300)
 p.add_argument("--lr", type=float, default=1e-3)
@@ -48,6 +59,8 @@ p.add_argument("--obs", type=int, default=1)
 p.add_argument("--sbibm", default=str(Path(__file__).resolve().parents[2] / "shared" / "sbibm"),
                help="sbibm data directory (default: ../shared/sbibm beside the project)")
 a = p.parse_args()
+if a.objective == "nll" and a.model != "gaussian":
+    p.error("--objective nll needs --model gaussian (a normalised density in x)")
 print(f"seed {a.seed}; {vars(a)}", flush=True)
 torch.manual_seed(a.seed)
 np.random.seed(a.seed)
@@ -116,11 +129,47 @@ class Net(torch.nn.Module):
         return (torch.sinh(out) if a.output == "sinh" else out) / us
 
 
-net = Net().double()
+class GaussianNet(torch.nn.Module):
+    """Energy E(u, x) = ½‖Lᵀ(x̂ − m)‖² − Σ log L_ii, L lower triangular with
+    L_ii = exp(·): a conditional Gaussian in the standardised x̂ whose mean and precision
+    LLᵀ depend on u; the score is −∇u E."""
+
+    def __init__(self):
+        super().__init__()
+        k = x.shape[1]
+        self.k = k
+        self.tril = torch.tril_indices(k, k)
+        self.g = torch.nn.Sequential(torch.nn.Linear(DIM, 128), torch.nn.SiLU(),
+                                     torch.nn.Linear(128, 128), torch.nn.SiLU(),
+                                     torch.nn.Linear(128, 128), torch.nn.SiLU(),
+                                     torch.nn.Linear(128, k + len(self.tril[0])))
+
+    def energy(self, uu, xx):
+        zu, zx = (uu - um) / us, (xx - xm) / xs
+        out = self.g(zu)
+        m, lv = out[:, :self.k], out[:, self.k:]
+        L = torch.zeros(uu.shape[0], self.k, self.k, dtype=uu.dtype)
+        L[:, self.tril[0], self.tril[1]] = lv
+        diag = torch.diagonal(L, dim1=1, dim2=2)
+        L = L - torch.diag_embed(diag) + torch.diag_embed(torch.exp(diag))
+        r = torch.einsum("nji,nj->ni", L, zx - m)
+        return 0.5 * (r * r).sum(1) - diag.sum(1)
+
+    def forward(self, uu, xx):  # the score in u
+        with torch.enable_grad():
+            if not uu.requires_grad:
+                uu = uu.clone().requires_grad_(True)
+            e = self.energy(uu, xx)
+            return -torch.autograd.grad(e.sum(), uu, create_graph=True)[0]
+
+
+net = (Net() if a.model == "vector" else GaussianNet()).double()
 
 
 def loss(idx):
     uu, xx = u[idx], x[idx]
+    if a.objective == "nll":
+        return net.energy(uu, xx).mean()
     if a.objective == "oracle":
         r = ((net(uu, xx) - target_u[idx]) ** 2).sum(1)
         return (r / (1 + (target_u[idx] ** 2).sum(1)) if a.relative else r).mean()

@@ -4,8 +4,9 @@
 // x → standardised x; the prior score ∇u log π_u(u) is precomputed per pair. Each step draws a
 // mini-batch, splits it into fixed blocks of columns, evaluates the objective and its gradient
 // per block in parallel and sums the blocks in a fixed tree (parallel_deterministic_reduce), so
-// the result does not depend on the thread count. Adam with warm-up and cosine decay; early
-// stopping on a validation split; the best parameters are kept.
+// the result does not depend on the thread count. Adam with warm-up and cosine decay; on a
+// stall of the validation loss, back to the best parameters at a lower rate (a few times), then
+// early stopping; the best parameters are kept.
 #include "fsbi/trainer.hpp"
 
 #include "fsbi/prior.hpp"
@@ -608,8 +609,8 @@ TrainingReport train_score_model(const SimulationData& data, const std::string& 
     s.next_epoch = epoch + 1;
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_loop).count();
     progress.update(static_cast<std::uint64_t>(epoch + 1),
-                    fmt::format("train {:.5g} validation {:.5g} (best {:.5g} @{}) {}/s", train_loss, val_loss,
-                                s.best_loss, s.best_epoch + 1,
+                    fmt::format("train {:.5g} validation {:.5g} (best {:.5g} @{}) lr {:.2g} {}/s", train_loss,
+                                val_loss, s.best_loss, s.best_epoch + 1, lr,
                                 format_count(secs > 0 ? static_cast<double>(samples_seen) / secs : 0.0)));
     if (!std::isfinite(val_loss))
       throw TrainingError(fmt::format("training diverged at epoch {} (validation loss {}); try a smaller "

@@ -10,8 +10,10 @@ with fsbi's default settings, takes the posterior samples from RUN.h5 (/posterio
 (chain, draw, parameter)), computes C2ST against the reference samples exactly as sbibm does
 (tests/support/c2st.py, run in a subprocess with one BLAS/OpenMP thread per worker), and writes a
 markdown table: mean C2ST ± sd over the observations next to sbibm's published NPE/NLE/NRE means
-(sbibm_c2st.csv; SNPE/SNLE/SNRE when --label contains "sequential"), mean wall seconds per fsbi
-stage and per run, the C2ST time, and failures. Run with Debian's /usr/bin/python3 (numpy, h5py,
+(sbibm_c2st.csv; SNPE/SNLE/SNRE when --label contains "sequential"), where sbibm's true
+parameters lie in the posterior (mean |z| and the share inside the central 90 %; every task,
+also those without reference samples), mean wall seconds per fsbi stage and per run, the C2ST
+time, and failures. Run with Debian's /usr/bin/python3 (numpy, h5py,
 scikit-learn). See bench/quality/README.md.
 
 Stage times come from fsbi's progress output: it prints a line containing "[1/3]" when it starts
@@ -418,6 +420,20 @@ def c2st_blas(args):
         return "?"
 
 
+def truth_check(args, run):
+    """Where sbibm's true parameters lie in this run's posterior: z = (mean − θ_true)/sd and the
+    posterior quantile of θ_true, per parameter; None without samples or true parameters."""
+    path = args.sbibm / run.task / f"obs_{run.obs}" / "true_parameters.csv"
+    if not path.is_file() or not run.samples.is_file():
+        return None
+    truth = read_csv_matrix(path)[0]
+    samples = read_csv_matrix(run.samples)
+    if samples.shape[1] != truth.size:
+        return None
+    z = (samples.mean(0) - truth) / samples.std(0, ddof=1)
+    return z, (samples < truth).mean(0)
+
+
 def run_c2st(args, reference, samples):
     """C2ST via tests/support/c2st.py in a subprocess; returns (value, seconds)."""
     env = c2st_env(args)
@@ -487,6 +503,11 @@ def do_run(args, run, index, total):
         st = record["stages"] or {}
         times = (f"fsbi {record['wall']:.1f} s (" + ", ".join(
             f"{s} {st[s]:.1f}" if st.get(s) is not None else f"{s} —" for s in STAGES) + ")")
+    truth = truth_check(args, run)
+    if truth is not None:
+        z, q = truth
+        times += (f"; θ_true at |z| ≤ {np.abs(z).max():.2f}, posterior quantiles "
+                  + " ".join(f"{v:.2f}" for v in q))
     # 2. C2ST.
     reference, source = reference_for(args, run.task, run.obs)
     record["reference"] = source
@@ -551,14 +572,19 @@ def build_table(args, runs, records, reused, started):
         "(bench/quality/run.py); other tasks: none (—).",
         "- times: mean wall seconds per run of each fsbi stage (from its [1/3] [2/3] [3/3] lines), of the "
         "whole `fsbi run`, and of one C2ST (not an fsbi stage).",
+        "- θ_true: sbibm's true parameters of each observation against fsbi's posterior, for every task "
+        "(also those without reference samples): mean over parameters and observations of "
+        "|posterior mean − θ_true| / posterior sd (about 0.8 for a calibrated, near-Gaussian posterior; "
+        "much larger means the posterior misses the truth), and the share of parameters whose θ_true "
+        "lies in the central 90 % interval (about 90 % when calibrated).",
     ]
     if reused:
         lines.append(f"- {reused} run(s) were recorded by an earlier invocation in the same workdir; "
                      "their times are from when they ran.")
     lines += ["",
               "| mode | task | budget | obs done | C2ST | " + " | ".join(f"sbibm {a}" for a in algorithms) +
-              " | simulate s | train s | sample s | run s | C2ST s | failures |",
-              "|---|---|---|---|---|" + "---|" * len(algorithms) + "---|---|---|---|---|---|"]
+              " | θ_true mean \\|z\\| | θ_true in 90 % | simulate s | train s | sample s | run s | C2ST s | failures |",
+              "|---|---|---|---|---|" + "---|" * len(algorithms) + "---|---|---|---|---|---|---|---|"]
     failures = []
     exceeded = []
     for task in args.task_list:
@@ -577,9 +603,18 @@ def build_table(args, runs, records, reused, started):
             else:
                 c2s = "—"
             pub = [published.get((task, a, budget)) for a in algorithms]
+            run_of = {r.key: r for r in runs}
+            checks = [truth_check(args, run_of[r["key"]]) for r in ok if r["key"] in run_of]
+            checks = [c for c in checks if c is not None]
+            if checks:
+                z = np.concatenate([c[0] for c in checks])
+                q = np.concatenate([c[1] for c in checks])
+                truth_cells = [f"{np.abs(z).mean():.2f}", f"{100 * np.mean((q > 0.05) & (q < 0.95)):.0f} %"]
+            else:
+                truth_cells = ["—", "—"]
             stage_means = [mean([(r.get("stages") or {}).get(s) for r in ok]) for s in STAGES]
             row = [args.label, task, str(budget), f"{len(ok)}/{len(args.obs_list)}", c2s] + \
-                  [fmt(v, 3) for v in pub] + [fmt(v) for v in stage_means] + \
+                  [fmt(v, 3) for v in pub] + truth_cells + [fmt(v) for v in stage_means] + \
                   [fmt(mean([r.get("wall") for r in ok])), fmt(mean([r.get("c2st_seconds") for r in ok])),
                    str(len(bad)) if bad else "0"]
             lines.append("| " + " | ".join(row) + " |")

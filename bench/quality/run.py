@@ -587,6 +587,7 @@ def build_table(args, runs, records, reused, started):
               "|---|---|---|---|---|" + "---|" * len(algorithms) + "---|---|---|---|---|---|---|---|"]
     failures = []
     exceeded = []
+    run_of = {r.key: r for r in runs}
     for task in args.task_list:
         for budget in args.budget_list:
             recs = [records[r.key] for r in runs if r.task == task and r.budget == budget and r.key in records]
@@ -603,7 +604,6 @@ def build_table(args, runs, records, reused, started):
             else:
                 c2s = "—"
             pub = [published.get((task, a, budget)) for a in algorithms]
-            run_of = {r.key: r for r in runs}
             checks = [truth_check(args, run_of[r["key"]]) for r in ok if r["key"] in run_of]
             checks = [c for c in checks if c is not None]
             if checks:

@@ -7,13 +7,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
-
 #include <chrono>
-#include <csignal>
 #include <filesystem>
 #include <fstream>
-#include <thread>
 
 namespace fsbi {
 namespace {
@@ -46,20 +42,17 @@ TEST_F(CliTrain, KilledTrainingResumesToTheUninterruptedModel) {
   ASSERT_GT(pid, 0);
   const auto checkpoint = tmp.file("killed.h5.checkpoint");
   std::int64_t reductions_at_kill = 0;
-  for (const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-       reductions_at_kill < 1 && std::chrono::steady_clock::now() < deadline;) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    if (!std::filesystem::exists(checkpoint)) continue;
+  const auto reduced = [&] {
+    if (!std::filesystem::exists(checkpoint)) return false;
     try {
       reductions_at_kill = h5::File::open(checkpoint).open_group("checkpoint").attribute_int("lr_reductions");
     } catch (const std::exception&) {
-      // replaced between the check and the open: look again
+      return false;  // replaced between the check and the open: look again
     }
-  }
-  kill(pid, SIGKILL);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFSIGNALED(status)) << "training finished before it could be killed";
+    return reductions_at_kill >= 1;
+  };
+  ASSERT_TRUE(test::kill_when(pid, reduced, std::chrono::milliseconds(0), std::chrono::seconds(120)))
+      << "training finished before it could be killed";
   std::printf("killed after %lld learning-rate reduction(s)\n", static_cast<long long>(reductions_at_kill));
   ASSERT_GE(reductions_at_kill, 1);
   ASSERT_FALSE(std::filesystem::exists(tmp.file("killed.h5")));

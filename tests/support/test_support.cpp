@@ -142,16 +142,21 @@ pid_t spawn_fsbi(const std::vector<std::string>& args) {
   return pid;
 }
 
-bool kill_once_exists(pid_t pid, const std::string& path, std::chrono::milliseconds after,
-                      std::chrono::seconds timeout) {
+bool kill_when(pid_t pid, const std::function<bool()>& ready, std::chrono::milliseconds after,
+               std::chrono::seconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!std::filesystem::exists(path) && std::chrono::steady_clock::now() < deadline)
+  while (!ready() && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   std::this_thread::sleep_for(after);
   kill(pid, SIGKILL);
   int status = 0;
   waitpid(pid, &status, 0);
   return WIFSIGNALED(status);
+}
+
+bool kill_once_exists(pid_t pid, const std::string& path, std::chrono::milliseconds after,
+                      std::chrono::seconds timeout) {
+  return kill_when(pid, [&] { return std::filesystem::exists(path); }, after, timeout);
 }
 
 std::uint64_t announce_seed(const std::string& what, std::uint64_t seed) {

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -46,8 +47,13 @@ CommandResult run_fsbi(const std::vector<std::string>& args, const std::vector<s
 // a run part-way. A test failure (and pid 0) if it cannot be started.
 pid_t spawn_fsbi(const std::vector<std::string>& args);
 
-// SIGKILLs `pid` once `path` exists (polled, for at most `timeout`) and `after` more has passed,
-// and reaps it. True if it died by the signal, false if it had exited on its own first.
+// SIGKILLs `pid` once `ready()` returns true (polled every 10 ms, for at most `timeout`) and
+// `after` more has passed, and reaps it. True if it died by the signal, false if it had exited
+// on its own first.
+bool kill_when(pid_t pid, const std::function<bool()>& ready, std::chrono::milliseconds after,
+               std::chrono::seconds timeout = std::chrono::seconds(300));
+
+// kill_when `path` exists.
 bool kill_once_exists(pid_t pid, const std::string& path, std::chrono::milliseconds after,
                       std::chrono::seconds timeout = std::chrono::seconds(300));
 

@@ -14,6 +14,14 @@
 // Draws: exactly 10 000 uniforms per simulation: for j = 1..10 in order, 1000 uniforms u (one
 // fill_uniform of length 1000), x_j = #{u < p_j}. This is an exact Binomial(1000, p_j) draw.
 //
+// Likelihood score (FSBI_EXT_LIKELIHOOD_SCORE; for checking a trained model, bench/score_error):
+// the counts are independent binomials around the deterministic trajectory, so
+//   ∇θ log p(x|θ) = Σ_j (x_j/p_j − (1000 − x_j)/(1 − p_j)) ∂p_j/∂θ,   p_j = I(t_j)/N,
+// with ∂I/∂β and ∂I/∂γ from the forward sensitivity equations solved alongside the ODE by the
+// same stepper and tolerances (for sensitivities s_θ = ∂(S, I)/∂θ: ds_θ/dt = J s_θ + ∂f/∂θ, J the
+// Jacobian of (dS/dt, dI/dt) in (S, I); R does not enter). p_j is clamped as in simulate(); the
+// score is ±∞ where a count is impossible (x_j > 0 with p_j = 0, or x_j < 1000 with p_j = 1).
+//
 // Failures (sbibm writes a NaN row when the solve fails): simulate() throws, so fsbi records the
 // simulation as failed with the message — for a non-finite θ, when the solver cannot make
 // progress (odeint's step-size or step-count errors; at most 100 000 steps between two output
@@ -55,6 +63,28 @@ struct SirSystem {
   }
 };
 
+// (S, I, R) with the sensitivities ∂S/∂β, ∂I/∂β, ∂S/∂γ, ∂I/∂γ.
+using SensitivityState = std::array<double, 7>;
+
+struct SirSensitivitySystem {
+  double beta, gamma;
+  void operator()(const SensitivityState& u, SensitivityState& du, double /*t*/) const {
+    const double s = u[0], i = u[1];
+    const double infection = beta * s * i / kPopulation;
+    du[0] = -infection;
+    du[1] = infection - gamma * i;
+    du[2] = gamma * i;
+    // Jacobian of (dS/dt, dI/dt) with respect to (S, I).
+    const double ds_s = -beta * i / kPopulation, ds_i = -beta * s / kPopulation;
+    const double di_s = beta * i / kPopulation, di_i = beta * s / kPopulation - gamma;
+    const double si = s * i / kPopulation;  // ∂(infection)/∂β
+    du[3] = ds_s * u[3] + ds_i * u[4] - si;  // d/dt ∂S/∂β
+    du[4] = di_s * u[3] + di_i * u[4] + si;  // d/dt ∂I/∂β
+    du[5] = ds_s * u[5] + ds_i * u[6];       // d/dt ∂S/∂γ
+    du[6] = di_s * u[5] + di_i * u[6] - i;   // d/dt ∂I/∂γ
+  }
+};
+
 std::string describe(double beta, double gamma) {
   char buf[96];
   std::snprintf(buf, sizeof buf, "beta = %.17g, gamma = %.17g", beta, gamma);
@@ -73,6 +103,32 @@ class Sir {
             .data_names = {"data_1", "data_2", "data_3", "data_4", "data_5", "data_6", "data_7",
                            "data_8", "data_9", "data_10"},
             .default_prior = "lognormal([-0.916290731874155, -2.0794415416798357], [0.5, 0.2])"};
+  }
+
+  void likelihood_score(std::span<const double> theta, std::span<const double> x,
+                        std::span<double> score) const {
+    const double beta = theta[0], gamma = theta[1];
+    if (!std::isfinite(beta) || !std::isfinite(gamma))
+      throw std::runtime_error("sir: parameters must be finite, got " + describe(beta, gamma));
+    std::array<SensitivityState, kOutputs> at{};
+    try {
+      SensitivityState u{kPopulation - 1, 1, 0, 0, 0, 0, 0};
+      std::size_t k = 0;
+      auto stepper =
+          odeint::make_controlled(kTolerance, kTolerance, odeint::runge_kutta_dopri5<SensitivityState>());
+      odeint::integrate_times(stepper, SirSensitivitySystem{beta, gamma}, u, times_.begin(), times_.end(), 0.1,
+                              [&](const SensitivityState& s, double) { at[k++] = s; },
+                              odeint::max_step_checker(kMaxStepsBetweenOutputs));
+    } catch (const std::exception& e) {
+      throw std::runtime_error("sir: the ODE solver failed at " + describe(beta, gamma) + ": " + e.what());
+    }
+    score[0] = score[1] = 0;
+    for (std::size_t j = 0; j < kOutputs; ++j) {
+      const double p = std::clamp(at[j][1] / kPopulation, 0.0, 1.0);
+      const double w = (x[j] > 0 ? x[j] / p : 0.0) - (x[j] < kTrials ? (kTrials - x[j]) / (1 - p) : 0.0);
+      score[0] += w * at[j][4] / kPopulation;
+      score[1] += w * at[j][6] / kPopulation;
+    }
   }
 
   void simulate(std::span<const double> theta, std::span<double> x, fsbi::sdk::Rng& rng) {

@@ -12,8 +12,9 @@ with fsbi's default settings, takes the posterior samples from RUN.h5 (/posterio
 markdown table: mean C2ST ± sd over the observations next to sbibm's published NPE/NLE/NRE means
 (sbibm_c2st.csv; SNPE/SNLE/SNRE when --label contains "sequential"), where sbibm's true
 parameters lie in the posterior (mean |z| and the share inside the central 90 %; every task,
-also those without reference samples), mean wall seconds per fsbi stage and per run, the C2ST
-time, and failures. Run with Debian's /usr/bin/python3 (numpy, h5py,
+also those without reference samples), how far the learned Fisher score is from the simulator's
+analytic one where the simulator provides it (below), mean wall seconds per fsbi stage and per
+run, the C2ST time, and failures. Run with Debian's /usr/bin/python3 (numpy, h5py,
 scikit-learn). See bench/quality/README.md.
 
 Stage times come from fsbi's progress output: it prints a line containing "[1/3]" when it starts
@@ -37,6 +38,13 @@ Reference posterior samples:
     seeded with 1 000 000 + N; x_o is read as float32 as sbibm does. Cached in
     <workdir>/references/.
   * Any other task: no C2ST ("—"); everything else still runs.
+
+Score error: for simulators that export their analytic likelihood score (all bundled sbibm tasks
+but two_moons and lotka_volterra), each run's model is checked with build/bench/score_error
+before its run file is deleted — the relative MSE E‖ŝ − s‖²/E‖s‖² on 3000 fresh pairs from the
+prior (seed 12345), and at the run's own posterior samples with x = x_o, where the posterior was
+drawn. The second can be large while C2ST is not available: it shows a posterior built on a wrong
+score (sbibm's sir at 10⁴, bench/README.md).
 
 Resuming: every finished run is recorded as one JSON line in <workdir>/results.jsonl, keyed by
 its identity (task, budget, observation, num-samples, seed, extra run args). A rerun with the same
@@ -126,6 +134,9 @@ def parse_args(argv):
     p.add_argument("--blas", default=None, metavar="DIR",
                    help="directory with a libblas.so.3 for the C2ST classifier, e.g. an unpacked OpenBLAS "
                    "(Debian's default netlib BLAS makes a 10-parameter C2ST take ~6 minutes; see README)")
+    p.add_argument("--score-error", default=None, metavar="PATH",
+                   help="bench/score_error binary (default: beside --fsbi, ../bench/score_error); the score "
+                   "columns are left empty when it is missing")
     p.add_argument("-v", "--verbose", action="store_true", help="echo fsbi's output")
     a = p.parse_args(argv)
     if a.blas is not None and not (Path(a.blas) / "libblas.so.3").is_file():
@@ -143,6 +154,11 @@ def parse_args(argv):
         p.error("--num-samples must be positive")
     a.extra = shlex.split(a.extra_run_args)
     a.fsbi = str(Path(a.fsbi).resolve())
+    a.score_error = Path(a.score_error).resolve() if a.score_error else Path(a.fsbi).parents[1] / "bench" / "score_error"
+    if not os.access(a.score_error, os.X_OK):
+        print(f"note: {a.score_error} not found: no score-error columns (build the score_error target or give "
+              "--score-error)", file=sys.stderr)
+        a.score_error = None
     a.sbibm = Path(a.sbibm).resolve()
     a.workdir = Path(a.workdir).resolve()
     a.output = Path(a.output).resolve() if a.output else a.workdir / "table.md"
@@ -420,6 +436,29 @@ def c2st_blas(args):
         return "?"
 
 
+SCORE_MSE = re.compile(r"relative MSE .*= *([0-9.eE+-]+|nan|inf)")
+
+
+def score_check(args, run):
+    """Relative MSE of the run's learned score against the simulator's analytic likelihood score: on
+    fresh prior pairs and at the run's posterior samples with x = x_o. Returns a dict, or None when
+    the simulator has no analytic score (or score_error is not available)."""
+    if args.score_error is None:
+        return None
+    cmd = [str(args.score_error), "-m", str(run.h5), "--pairs", "3000", "--theta", str(run.samples),
+           "--observation", str(run.observation)]
+    t0 = time.monotonic()
+    r = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, preexec_fn=child_setup)
+    if r.returncode != 0:
+        if "no analytic likelihood score" in r.stderr:
+            return None
+        raise RuntimeError(f"score_error exited with {r.returncode}: {(r.stderr or r.stdout).strip()[-1000:]}")
+    values = [float(v) for v in SCORE_MSE.findall(r.stdout)]
+    if len(values) != 2:
+        raise RuntimeError(f"score_error printed {len(values)} relative MSE lines, expected 2:\n{r.stdout[-1000:]}")
+    return {"prior": values[0], "posterior": values[1], "seconds": time.monotonic() - t0}
+
+
 def truth_check(args, run):
     """Where sbibm's true parameters lie in this run's posterior: z = (mean − θ_true)/sd and the
     posterior quantile of θ_true, per parameter; None without samples or true parameters."""
@@ -494,15 +533,27 @@ def do_run(args, run, index, total):
             print(f"{head}: reading samples FAILED: {e}", flush=True)
             return record
         write_samples_csv(run.samples, samples)
+        try:
+            score = score_check(args, run)
+        except Exception as e:  # noqa: BLE001 — reported, the run's other results stand
+            print(f"{head}: score check FAILED: {e}", flush=True)
+            score = None
+        if score is not None:
+            timing = dict(timing or {}, score_error=score)
+            write_atomic(run.timing, json.dumps(timing))
         if not args.keep_files:
             run.h5.unlink()
     if timing:
-        record.update(stages=timing.get("stages"), wall=timing.get("wall"), fsbi_date=timing.get("date"))
+        record.update(stages=timing.get("stages"), wall=timing.get("wall"), fsbi_date=timing.get("date"),
+                      score_error=timing.get("score_error"))
     times = ""
     if record["wall"] is not None:
         st = record["stages"] or {}
         times = (f"fsbi {record['wall']:.1f} s (" + ", ".join(
             f"{s} {st[s]:.1f}" if st.get(s) is not None else f"{s} —" for s in STAGES) + ")")
+    if record.get("score_error"):
+        times += (f"; score rel. MSE {record['score_error']['prior']:.3g} on prior pairs, "
+                  f"{record['score_error']['posterior']:.3g} at the posterior")
     truth = truth_check(args, run)
     if truth is not None:
         z, q = truth
@@ -577,14 +628,18 @@ def build_table(args, runs, records, reused, started):
         "|posterior mean − θ_true| / posterior sd (about 0.8 for a calibrated, near-Gaussian posterior; "
         "much larger means the posterior misses the truth), and the share of parameters whose θ_true "
         "lies in the central 90 % interval (about 90 % when calibrated).",
+        "- score rel. MSE: E‖ŝ − s‖²/E‖s‖² of the learned Fisher score against the simulator's analytic "
+        "likelihood score (build/bench/score_error), mean over the runs: on 3000 fresh prior pairs / at "
+        "the run's own posterior samples with x = x_o; — where the simulator has none.",
     ]
     if reused:
         lines.append(f"- {reused} run(s) were recorded by an earlier invocation in the same workdir; "
                      "their times are from when they ran.")
     lines += ["",
               "| mode | task | budget | obs done | C2ST | " + " | ".join(f"sbibm {a}" for a in algorithms) +
-              " | θ_true mean \\|z\\| | θ_true in 90 % | simulate s | train s | sample s | run s | C2ST s | failures |",
-              "|---|---|---|---|---|" + "---|" * len(algorithms) + "---|---|---|---|---|---|---|---|"]
+              " | θ_true mean \\|z\\| | θ_true in 90 % | score rel. MSE prior / posterior | simulate s | train s | sample s "
+              "| run s | C2ST s | failures |",
+              "|---|---|---|---|---|" + "---|" * len(algorithms) + "---|---|---|---|---|---|---|---|---|"]
     failures = []
     exceeded = []
     run_of = {r.key: r for r in runs}
@@ -612,9 +667,12 @@ def build_table(args, runs, records, reused, started):
                 truth_cells = [f"{np.abs(z).mean():.2f}", f"{100 * np.mean((q > 0.05) & (q < 0.95)):.0f} %"]
             else:
                 truth_cells = ["—", "—"]
+            scores = [r["score_error"] for r in ok if r.get("score_error")]
+            score_cell = (f"{mean([v['prior'] for v in scores]):.3g} / {mean([v['posterior'] for v in scores]):.3g}"
+                          if scores else "—")
             stage_means = [mean([(r.get("stages") or {}).get(s) for r in ok]) for s in STAGES]
             row = [args.label, task, str(budget), f"{len(ok)}/{len(args.obs_list)}", c2s] + \
-                  [fmt(v, 3) for v in pub] + truth_cells + [fmt(v) for v in stage_means] + \
+                  [fmt(v, 3) for v in pub] + truth_cells + [score_cell] + [fmt(v) for v in stage_means] + \
                   [fmt(mean([r.get("wall") for r in ok])), fmt(mean([r.get("c2st_seconds") for r in ok])),
                    str(len(bad)) if bad else "0"]
             lines.append("| " + " | ".join(row) + " |")

@@ -16,6 +16,13 @@
 // Draws: exactly 20 standard normals per simulation (one fill_normal of length 20), ε_i in
 // output order.
 //
+// Likelihood score (FSBI_EXT_LIKELIHOOD_SCORE; for checking a trained model, bench/score_error):
+// with c_i = clamp(s_i, 1e-10, 1e4),
+//   ∇θ log p(x|θ) = Σ_i (log x_i − log c_i)/0.1² · ∂ log c_i/∂θ,
+// ∂ log c_i/∂θ = (∂s_i/∂θ)/s_i inside the clamp and 0 where it binds. ∂s/∂θ comes from the forward
+// sensitivity equations (d/dt ∂(u, v)/∂θ_k = J ∂(u, v)/∂θ_k + ∂f/∂θ_k, J the Jacobian of the
+// right-hand side in (u, v)), integrated alongside the ODE by the same stepper and tolerances.
+//
 // Failures (sbibm writes a NaN row when the solve fails): simulate() throws, so fsbi records the
 // simulation as failed with the message — for a non-finite θ, when the solver cannot make
 // progress (odeint's step-size or step-count errors; at most 100 000 steps between two output
@@ -54,6 +61,28 @@ struct LotkaVolterraSystem {
   }
 };
 
+// (u, v) and their sensitivities: [2 + 2k] = ∂u/∂θ_k, [3 + 2k] = ∂v/∂θ_k, k = 0..3 (α, β, γ, δ).
+using SensitivityState = std::array<double, 10>;
+
+struct LotkaVolterraSensitivitySystem {
+  double alpha, beta, gamma, delta;
+  void operator()(const SensitivityState& s, SensitivityState& ds, double /*t*/) const {
+    const double u = s[0], v = s[1];
+    ds[0] = alpha * u - beta * u * v;
+    ds[1] = -gamma * v + delta * u * v;
+    // Jacobian of the right-hand side in (u, v).
+    const double fu_u = alpha - beta * v, fu_v = -beta * u;
+    const double fv_u = delta * v, fv_v = -gamma + delta * u;
+    // ∂f/∂θ_k: α → (u, 0), β → (−uv, 0), γ → (0, −v), δ → (0, uv).
+    const std::array<std::array<double, 2>, 4> direct{{{u, 0.0}, {-u * v, 0.0}, {0.0, -v}, {0.0, u * v}}};
+    for (std::size_t k = 0; k < 4; ++k) {
+      const double su = s[2 + 2 * k], sv = s[3 + 2 * k];
+      ds[2 + 2 * k] = fu_u * su + fu_v * sv + direct[k][0];
+      ds[3 + 2 * k] = fv_u * su + fv_v * sv + direct[k][1];
+    }
+  }
+};
+
 std::string describe(std::span<const double> theta) {
   char buf[160];
   std::snprintf(buf, sizeof buf, "alpha = %.17g, beta = %.17g, gamma = %.17g, delta = %.17g", theta[0],
@@ -74,6 +103,35 @@ class LotkaVolterra {
     for (int i = 1; i <= 20; ++i) inf.data_names.push_back("data_" + std::to_string(i));
     inf.default_prior = "lognormal([-0.125, -3, -0.125, -3], 0.5)";
     return inf;
+  }
+
+  void likelihood_score(std::span<const double> theta, std::span<const double> x,
+                        std::span<double> score) const {
+    if (!std::all_of(theta.begin(), theta.end(), [](double t) { return std::isfinite(t); }))
+      throw std::runtime_error("lotka_volterra: parameters must be finite, got " + describe(theta));
+    std::array<SensitivityState, kTimes> at{};
+    try {
+      SensitivityState s{};
+      s[0] = 30.0;
+      s[1] = 1.0;
+      std::size_t k = 0;
+      auto stepper =
+          odeint::make_controlled(kTolerance, kTolerance, odeint::runge_kutta_dopri5<SensitivityState>());
+      odeint::integrate_times(stepper, LotkaVolterraSensitivitySystem{theta[0], theta[1], theta[2], theta[3]}, s,
+                              times_.begin(), times_.end(), 0.01,
+                              [&](const SensitivityState& st, double) { at[k++] = st; },
+                              odeint::max_step_checker(kMaxStepsBetweenOutputs));
+    } catch (const std::exception& e) {
+      throw std::runtime_error("lotka_volterra: the ODE solver failed at " + describe(theta) + ": " + e.what());
+    }
+    std::fill(score.begin(), score.end(), 0.0);
+    for (std::size_t i = 0; i < 2 * kTimes; ++i) {
+      const std::size_t j = i % kTimes, species = i / kTimes;  // output order: u(t_0..t_9), v(t_0..t_9)
+      const double si = at[j][species];
+      if (!(si > kLow && si < kHigh)) continue;  // clamped: log c_i does not depend on θ
+      const double w = (std::log(x[i]) - std::log(si)) / (kNoise * kNoise * si);
+      for (std::size_t k = 0; k < 4; ++k) score[k] += w * at[j][2 + 2 * k + species];
+    }
   }
 
   void simulate(std::span<const double> theta, std::span<double> x, fsbi::sdk::Rng& rng) {

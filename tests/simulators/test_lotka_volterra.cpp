@@ -283,19 +283,8 @@ TEST(LotkaVolterra, LikelihoodScoreMatchesCentralDifferences) {
       }
       return a;
     };
-    std::vector<double> score(4);
-    sim->likelihood_score(theta, x, score);
-    for (std::size_t k = 0; k < 4; ++k) {
-      const double h = 1e-5 * theta[k];
-      std::vector<double> tp = theta, tm = theta;
-      tp[k] += h;
-      tm[k] -= h;
-      const double fd = (log_lik(tp) - log_lik(tm)) / (2 * h);
-      const double scale = std::max(10.0, std::abs(fd));
-      EXPECT_NEAR(score[k], fd, 1e-5 * scale) << "theta_" << k + 1;
-      worst = std::max(worst, std::abs(score[k] - fd) / scale);
-      std::printf("  d/dtheta_%zu: plugin %.8g, central difference %.8g\n", k + 1, score[k], fd);
-    }
+    worst = std::max(worst, fsbi::test::expect_score_matches_central_differences(*sim, theta, x, log_lik, 1e-5,
+                                                                                 1e-5, 10.0));
   }
   std::printf("  worst |score - central difference| / max(10, |cd|) = %.2e (bound 1e-5)\n", worst);
 }

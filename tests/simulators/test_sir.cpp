@@ -277,26 +277,14 @@ TEST(Sir, LikelihoodScoreMatchesCentralDifferences) {
       x.assign(10, 0.0);
       x[3] = 1;  // one infected person counted at t = 51
     }
-    auto log_lik = [&](double beta, double gamma) {
-      const auto p = reference_fraction(beta, gamma, 2e-3);
+    auto log_lik = [&](const std::vector<double>& th) {
+      const auto p = reference_fraction(th[0], th[1], 2e-3);
       double a = 0;
       for (std::size_t j = 0; j < 10; ++j) a += x[j] * std::log(p[j]) + (kTrials - x[j]) * std::log1p(-p[j]);
       return a;
     };
-    std::vector<double> score(2);
-    sim->likelihood_score(theta, x, score);
-    for (std::size_t k = 0; k < 2; ++k) {
-      const double h = 1e-5 * theta[k];
-      std::vector<double> tp = theta, tm = theta;
-      tp[k] += h;
-      tm[k] -= h;
-      const double fd = (log_lik(tp[0], tp[1]) - log_lik(tm[0], tm[1])) / (2 * h);
-      const double tol = 1e-5 * std::max(10.0, std::abs(fd));
-      EXPECT_NEAR(score[k], fd, tol) << "theta (" << theta[0] << ", " << theta[1] << "), component " << k;
-      worst = std::max(worst, std::abs(score[k] - fd) / std::max(10.0, std::abs(fd)));
-      std::printf("  theta (%.3f, %.3f) d/d%s: plugin %.6g, central difference %.6g\n", theta[0], theta[1],
-                  k == 0 ? "beta" : "gamma", score[k], fd);
-    }
+    worst = std::max(worst, fsbi::test::expect_score_matches_central_differences(*sim, theta, x, log_lik, 1e-5,
+                                                                                 1e-5, 10.0));
   }
   std::printf("  worst |score - central difference| / max(10, |cd|) = %.2e (bound 1e-5)\n", worst);
 }

@@ -192,4 +192,26 @@ std::vector<double> simulate_at(const Simulator& sim, std::uint64_t seed, const 
   return x;
 }
 
+double expect_score_matches_central_differences(const Simulator& sim, const std::vector<double>& theta,
+                                                const std::vector<double>& x,
+                                                const std::function<double(const std::vector<double>&)>& log_lik,
+                                                double rel_step, double rel_tol, double floor) {
+  std::vector<double> score(theta.size());
+  sim.likelihood_score(theta, x, score);
+  double worst = 0;
+  for (std::size_t k = 0; k < theta.size(); ++k) {
+    const double h = rel_step * std::abs(theta[k]);
+    std::vector<double> plus = theta, minus = theta;
+    plus[k] += h;
+    minus[k] -= h;
+    const double cd = (log_lik(plus) - log_lik(minus)) / (2 * h);
+    const double scale = std::max(floor, std::abs(cd));
+    EXPECT_NEAR(score[k], cd, rel_tol * scale) << sim.name() << ": score component " << k + 1 << " at theta_"
+                                               << k + 1 << " = " << theta[k];
+    worst = std::max(worst, std::abs(score[k] - cd) / scale);
+    std::printf("  d/dtheta_%zu at %.4g: plugin %.9g, central difference %.9g\n", k + 1, theta[k], score[k], cd);
+  }
+  return worst;
+}
+
 }  // namespace fsbi::test

@@ -107,23 +107,7 @@ class LotkaVolterra {
 
   void likelihood_score(std::span<const double> theta, std::span<const double> x,
                         std::span<double> score) const {
-    if (!std::all_of(theta.begin(), theta.end(), [](double t) { return std::isfinite(t); }))
-      throw std::runtime_error("lotka_volterra: parameters must be finite, got " + describe(theta));
-    std::array<SensitivityState, kTimes> at{};
-    try {
-      SensitivityState s{};
-      s[0] = 30.0;
-      s[1] = 1.0;
-      std::size_t k = 0;
-      auto stepper =
-          odeint::make_controlled(kTolerance, kTolerance, odeint::runge_kutta_dopri5<SensitivityState>());
-      odeint::integrate_times(stepper, LotkaVolterraSensitivitySystem{theta[0], theta[1], theta[2], theta[3]}, s,
-                              times_.begin(), times_.end(), 0.01,
-                              [&](const SensitivityState& st, double) { at[k++] = st; },
-                              odeint::max_step_checker(kMaxStepsBetweenOutputs));
-    } catch (const std::exception& e) {
-      throw std::runtime_error("lotka_volterra: the ODE solver failed at " + describe(theta) + ": " + e.what());
-    }
+    const auto at = solve<LotkaVolterraSensitivitySystem>(theta, SensitivityState{30.0, 1.0});
     std::fill(score.begin(), score.end(), 0.0);
     for (std::size_t i = 0; i < 2 * kTimes; ++i) {
       const std::size_t j = i % kTimes, species = i / kTimes;  // output order: u(t_0..t_9), v(t_0..t_9)
@@ -135,23 +119,11 @@ class LotkaVolterra {
   }
 
   void simulate(std::span<const double> theta, std::span<double> x, fsbi::sdk::Rng& rng) {
-    if (!std::all_of(theta.begin(), theta.end(), [](double t) { return std::isfinite(t); }))
-      throw std::runtime_error("lotka_volterra: parameters must be finite, got " + describe(theta));
-    std::array<double, 2 * kTimes> s{};
-    try {
-      State u{30.0, 1.0};
-      std::size_t k = 0;
-      auto stepper = odeint::make_controlled(kTolerance, kTolerance, odeint::runge_kutta_dopri5<State>());
-      odeint::integrate_times(stepper, LotkaVolterraSystem{theta[0], theta[1], theta[2], theta[3]}, u,
-                              times_.begin(), times_.end(), 0.01,
-                              [&](const State& st, double) {
-                                s[k] = st[0];
-                                s[kTimes + k] = st[1];
-                                ++k;
-                              },
-                              odeint::max_step_checker(kMaxStepsBetweenOutputs));
-    } catch (const std::exception& e) {
-      throw std::runtime_error("lotka_volterra: the ODE solver failed at " + describe(theta) + ": " + e.what());
+    const auto at = solve<LotkaVolterraSystem>(theta, State{30.0, 1.0});
+    std::array<double, 2 * kTimes> s{};  // output order: u(t_0..t_9), v(t_0..t_9)
+    for (std::size_t j = 0; j < kTimes; ++j) {
+      s[j] = at[j][0];
+      s[kTimes + j] = at[j][1];
     }
     for (std::size_t i = 0; i < 2 * kTimes; ++i) {
       if (!std::isfinite(s[i]))
@@ -163,6 +135,26 @@ class LotkaVolterra {
   }
 
  private:
+  // The ODE solve simulate() and likelihood_score() share: θ checked for finiteness, `System`
+  // integrated from `u` onto the output times; the state at each. odeint's failures are rethrown
+  // naming θ.
+  template <class System, class Y>
+  std::array<Y, kTimes> solve(std::span<const double> theta, Y u) const {
+    if (!std::all_of(theta.begin(), theta.end(), [](double t) { return std::isfinite(t); }))
+      throw std::runtime_error("lotka_volterra: parameters must be finite, got " + describe(theta));
+    std::array<Y, kTimes> at{};
+    try {
+      std::size_t k = 0;
+      auto stepper = odeint::make_controlled(kTolerance, kTolerance, odeint::runge_kutta_dopri5<Y>());
+      odeint::integrate_times(stepper, System{theta[0], theta[1], theta[2], theta[3]}, u, times_.begin(),
+                              times_.end(), 0.01, [&](const Y& st, double) { at[k++] = st; },
+                              odeint::max_step_checker(kMaxStepsBetweenOutputs));
+    } catch (const std::exception& e) {
+      throw std::runtime_error("lotka_volterra: the ODE solver failed at " + describe(theta) + ": " + e.what());
+    }
+    return at;
+  }
+
   std::array<double, kTimes> times_{};
   std::array<double, 2 * kTimes> eps_{};  // per-instance scratch
 };

@@ -107,21 +107,7 @@ class Sir {
 
   void likelihood_score(std::span<const double> theta, std::span<const double> x,
                         std::span<double> score) const {
-    const double beta = theta[0], gamma = theta[1];
-    if (!std::isfinite(beta) || !std::isfinite(gamma))
-      throw std::runtime_error("sir: parameters must be finite, got " + describe(beta, gamma));
-    std::array<SensitivityState, kOutputs> at{};
-    try {
-      SensitivityState u{kPopulation - 1, 1, 0, 0, 0, 0, 0};
-      std::size_t k = 0;
-      auto stepper =
-          odeint::make_controlled(kTolerance, kTolerance, odeint::runge_kutta_dopri5<SensitivityState>());
-      odeint::integrate_times(stepper, SirSensitivitySystem{beta, gamma}, u, times_.begin(), times_.end(), 0.1,
-                              [&](const SensitivityState& s, double) { at[k++] = s; },
-                              odeint::max_step_checker(kMaxStepsBetweenOutputs));
-    } catch (const std::exception& e) {
-      throw std::runtime_error("sir: the ODE solver failed at " + describe(beta, gamma) + ": " + e.what());
-    }
+    const auto at = solve<SirSensitivitySystem>(theta, SensitivityState{kPopulation - 1, 1, 0, 0, 0, 0, 0});
     score[0] = score[1] = 0;
     for (std::size_t j = 0; j < kOutputs; ++j) {
       const double p = std::clamp(at[j][1] / kPopulation, 0.0, 1.0);
@@ -132,31 +118,41 @@ class Sir {
   }
 
   void simulate(std::span<const double> theta, std::span<double> x, fsbi::sdk::Rng& rng) {
-    const double beta = theta[0], gamma = theta[1];
-    if (!std::isfinite(beta) || !std::isfinite(gamma))
-      throw std::runtime_error("sir: parameters must be finite, got " + describe(beta, gamma));
-    std::array<double, kOutputs> infected{};
-    try {
-      State u{kPopulation - 1, 1, 0};
-      std::size_t k = 0;
-      auto stepper = odeint::make_controlled(kTolerance, kTolerance, odeint::runge_kutta_dopri5<State>());
-      odeint::integrate_times(stepper, SirSystem{beta, gamma}, u, times_.begin(), times_.end(), 0.1,
-                              [&](const State& s, double) { infected[k++] = s[1]; },
-                              odeint::max_step_checker(kMaxStepsBetweenOutputs));
-    } catch (const std::exception& e) {
-      throw std::runtime_error("sir: the ODE solver failed at " + describe(beta, gamma) + ": " + e.what());
-    }
+    const auto at = solve<SirSystem>(theta, State{kPopulation - 1, 1, 0});
     for (std::size_t j = 0; j < kOutputs; ++j) {
-      if (!std::isfinite(infected[j]))
+      const double infected = at[j][1];
+      if (!std::isfinite(infected))
         throw std::runtime_error("sir: the ODE solution is not finite at t = " +
-                                 std::to_string(static_cast<int>(times_[j])) + " for " + describe(beta, gamma));
-      const double p = std::clamp(infected[j] / kPopulation, 0.0, 1.0);
+                                 std::to_string(static_cast<int>(times_[j])) + " for " +
+                                 describe(theta[0], theta[1]));
+      const double p = std::clamp(infected / kPopulation, 0.0, 1.0);
       rng.fill_uniform(u_);
       x[j] = static_cast<double>(std::count_if(u_.begin(), u_.end(), [p](double v) { return v < p; }));
     }
   }
 
  private:
+  // The ODE solve simulate() and likelihood_score() share: θ checked for finiteness, `System`
+  // integrated from `u` onto the output times; the state at each. odeint's failures are rethrown
+  // naming θ.
+  template <class System, class Y>
+  std::array<Y, kOutputs> solve(std::span<const double> theta, Y u) const {
+    const double beta = theta[0], gamma = theta[1];
+    if (!std::isfinite(beta) || !std::isfinite(gamma))
+      throw std::runtime_error("sir: parameters must be finite, got " + describe(beta, gamma));
+    std::array<Y, kOutputs> at{};
+    try {
+      std::size_t k = 0;
+      auto stepper = odeint::make_controlled(kTolerance, kTolerance, odeint::runge_kutta_dopri5<Y>());
+      odeint::integrate_times(stepper, System{beta, gamma}, u, times_.begin(), times_.end(), 0.1,
+                              [&](const Y& s, double) { at[k++] = s; },
+                              odeint::max_step_checker(kMaxStepsBetweenOutputs));
+    } catch (const std::exception& e) {
+      throw std::runtime_error("sir: the ODE solver failed at " + describe(beta, gamma) + ": " + e.what());
+    }
+    return at;
+  }
+
   std::array<double, kOutputs> times_{};
   std::array<double, kTrials> u_{};  // per-instance scratch
 };

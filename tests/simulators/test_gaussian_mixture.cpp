@@ -157,15 +157,9 @@ TEST(GaussianMixture, LikelihoodScoreMatchesFiniteDifferences) {
   double worst = 0;
   for (const auto& c : cases) {
     const std::vector<double> theta{c[0], c[1]}, x{c[2], c[3]};
-    std::vector<double> score(2);
-    sim->likelihood_score(theta, x, score);
-    const double h = 1e-6;
-    const double fd0 = (log_lik(c[0] + h, c[1], x) - log_lik(c[0] - h, c[1], x)) / (2 * h);
-    const double fd1 = (log_lik(c[0], c[1] + h, x) - log_lik(c[0], c[1] - h, x)) / (2 * h);
-    EXPECT_NEAR(score[0], fd0, 1e-5 * std::max(1.0, std::abs(fd0)));
-    EXPECT_NEAR(score[1], fd1, 1e-5 * std::max(1.0, std::abs(fd1)));
-    worst = std::max({worst, std::abs(score[0] - fd0) / std::max(1.0, std::abs(fd0)),
-                      std::abs(score[1] - fd1) / std::max(1.0, std::abs(fd1))});
+    worst = std::max(worst, fsbi::test::expect_score_matches_central_differences(
+                                *sim, theta, x, [&](const std::vector<double>& t) { return log_lik(t[0], t[1], x); },
+                                {.size = 1e-6, .relative = false}, 1e-5, 1.0));
   }
   std::printf("  worst relative |score - central difference| = %.2e\n", worst);
 }

@@ -283,8 +283,8 @@ TEST(LotkaVolterra, LikelihoodScoreMatchesCentralDifferences) {
       }
       return a;
     };
-    worst = std::max(worst, fsbi::test::expect_score_matches_central_differences(*sim, theta, x, log_lik, 1e-5,
-                                                                                 1e-5, 10.0));
+    worst = std::max(worst, fsbi::test::expect_score_matches_central_differences(
+                                *sim, theta, x, log_lik, {.size = 1e-5, .relative = true}, 1e-5, 10.0));
   }
   std::printf("  worst |score - central difference| / max(10, |cd|) = %.2e (bound 1e-5)\n", worst);
 }

@@ -168,18 +168,9 @@ TEST(Slcp, LikelihoodScoreMatchesFiniteDifferences) {
   const std::vector<double> x{0.5, -1.0, 1.5, -2.2, 0.9, -1.4, -0.3, 0.1};
   double worst = 0;
   for (const auto& theta : thetas) {
-    std::vector<double> score(5);
-    sim->likelihood_score(theta, x, score);
-    for (int k = 0; k < 5; ++k) {
-      const double h = 1e-6;
-      auto tp = theta, tm = theta;
-      tp[k] += h;
-      tm[k] -= h;
-      const double fd = (log_lik(tp, x) - log_lik(tm, x)) / (2 * h);
-      const double tol = 1e-6 * std::max(1.0, std::abs(fd));
-      EXPECT_NEAR(score[k], fd, tol) << "component " << k;
-      worst = std::max(worst, std::abs(score[k] - fd) / std::max(1.0, std::abs(fd)));
-    }
+    worst = std::max(worst, fsbi::test::expect_score_matches_central_differences(
+                                *sim, theta, x, [&](const std::vector<double>& t) { return log_lik(t, x); },
+                                {.size = 1e-6, .relative = false}, 1e-6, 1.0));
   }
   std::printf("  worst relative |score - central difference| = %.2e\n", worst);
 }

@@ -195,12 +195,12 @@ std::vector<double> simulate_at(const Simulator& sim, std::uint64_t seed, const 
 double expect_score_matches_central_differences(const Simulator& sim, const std::vector<double>& theta,
                                                 const std::vector<double>& x,
                                                 const std::function<double(const std::vector<double>&)>& log_lik,
-                                                double rel_step, double rel_tol, double floor) {
+                                                DifferenceStep step, double rel_tol, double floor) {
   std::vector<double> score(theta.size());
   sim.likelihood_score(theta, x, score);
   double worst = 0;
   for (std::size_t k = 0; k < theta.size(); ++k) {
-    const double h = rel_step * std::abs(theta[k]);
+    const double h = step.relative ? step.size * std::abs(theta[k]) : step.size;
     std::vector<double> plus = theta, minus = theta;
     plus[k] += h;
     minus[k] -= h;

@@ -81,12 +81,18 @@ std::vector<double> read_csv_row(const std::string& path);
 std::vector<double> simulate_at(const Simulator& sim, std::uint64_t seed, const std::vector<double>& theta,
                                 std::size_t n, std::uint64_t index_begin = 0);
 
-// Checks sim's analytic likelihood score at (theta, x) against central differences of log_lik
-// (step rel_step·|θ_k| per component): EXPECT_NEAR with tolerance rel_tol·max(floor, |cd|), and
-// one printed line per component. Returns the worst |score − cd| / max(floor, |cd|).
+// The central-difference step for parameter k: `size`, or size·|θ_k| when `relative`.
+struct DifferenceStep {
+  double size;
+  bool relative;
+};
+
+// Checks sim's analytic likelihood score at (theta, x) against central differences of log_lik:
+// EXPECT_NEAR with tolerance rel_tol·max(floor, |cd|), and one printed line per component.
+// Returns the worst |score − cd| / max(floor, |cd|).
 double expect_score_matches_central_differences(const Simulator& sim, const std::vector<double>& theta,
                                                 const std::vector<double>& x,
                                                 const std::function<double(const std::vector<double>&)>& log_lik,
-                                                double rel_step, double rel_tol, double floor);
+                                                DifferenceStep step, double rel_tol, double floor);
 
 }  // namespace fsbi::test

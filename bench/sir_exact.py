@@ -64,16 +64,10 @@ def log_prior(beta, gamma):
             - np.log(gamma) - 0.5 * ((np.log(gamma) - np.log(0.125)) / 0.2) ** 2)
 
 
-def read_row(path):
-    with open(path) as f:
-        rows = [r for r in csv.reader(f) if r]
-    return np.array([float(v) for v in rows[-1]])
-
-
 def exact_posterior(pool, k):
     folder = Path(args.sbibm) / "sir" / f"obs_{k}"
-    x = read_row(folder / "observation.csv")
-    true = read_row(folder / "true_parameters.csv")
+    x = read_table(folder / "observation.csv")[0]
+    true = read_table(folder / "true_parameters.csv")[0]
 
     def grid(b_lo, b_hi, g_lo, g_hi, n):
         B = np.exp(np.linspace(np.log(b_lo), np.log(b_hi), n))

@@ -1,6 +1,6 @@
 // Training-step throughput of the score networks: objective_sum with its parameter gradient,
 // float32, batch 256, hidden {128, 128, 128}, SiLU, for (d, k) = (2, 2), (5, 10), (10, 10) and
-// both model kinds; and, as the yardstick, the single-precision matmul peak of Eigen on this
+// both model kinds; and, as the yardstick, the single-precision matrix-product peak on this
 // machine for products of the same shapes.
 //
 // Counters: samples/s (items_per_second) and GFLOP/s of the matrix products, counted
@@ -9,7 +9,9 @@
 //   BM_TrainingStep/<kind>/<objective>/<d>/<k>/0          objective_sum, one thread (CPU time)
 //   BM_TrainingStepParallel/<kind>/<objective>/<d>/<k>/<threads>
 //                                 objective_sum_parallel (blocks of 128), 1 or 2 threads (wall time)
-//   BM_MatmulPeak[Parallel]/<cols>/<threads>  C = A·B, A 128×128, B 128×cols, one per thread
+//   BM_MatmulPeak[Parallel]/<cols>/<threads>  C = A·B, A 128×128, B 128×cols, one per thread,
+//                                 through nn::gemm (the training step's back end)
+//   BM_MatmulEigen/<cols>          the same as a plain Eigen product expression, one thread
 // kind: 0 vector, 1 energy; objective: 0 ibp, 1 sliced, 2 latent.
 //
 // Run: build/bench/training_step [--benchmark_repetitions=5 --benchmark_report_aggregates_only]
@@ -18,12 +20,14 @@
 #include "nn/score_network.hpp"
 
 #include "fsbi/random.hpp"
+#include "fsbi/version.hpp"
 
 #include <benchmark/benchmark.h>
 #include <tbb/global_control.h>
 #include <tbb/parallel_for.h>
 
 #include <cmath>
+#include <vector>
 
 namespace {
 
@@ -116,45 +120,49 @@ void ParallelArgs(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(BM_TrainingStep)->Name("BM_TrainingStepParallel")->Apply(ParallelArgs)->UseRealTime()->MinTime(0.5);
 
-// Eigen's single-precision GEMM on this machine at the shapes of a 128-wide layer: the peak
-// that GFLOP/s above should be compared with. With 2 threads, each runs its own product.
+// The matrix-product peak on this machine at the shapes of a 128-wide layer, C = A·B with A
+// 128×128 and B 128×cols: what the GFLOP/s above should be compared with. BM_MatmulPeak goes
+// through nn::gemm, i.e. the back end the training step uses (fsbi::matrix_product_backend:
+// libxsmm or Eigen's kernel), with each thread running its own product; BM_MatmulEigen is a
+// plain Eigen product expression on one thread, for reference.
 void BM_MatmulPeak(benchmark::State& state) {
   const Eigen::Index cols = state.range(0);
   const int threads = static_cast<int>(state.range(1));
   tbb::global_control limit(tbb::global_control::max_allowed_parallelism, threads);
   std::vector<Mat<float>> A, B, C;
+  std::vector<fsbi::nn::GemmBuffers<float>> buffers(static_cast<std::size_t>(threads));
   for (int t = 0; t < threads; ++t) {
     A.push_back(normal(10 + t, 128, 128));
     B.push_back(normal(20 + t, 128, cols));
     C.emplace_back(128, cols);
   }
+  auto product = [&](int t) {
+    const auto k = static_cast<std::size_t>(t);
+    fsbi::nn::gemm(buffers[k], C[k], fsbi::nn::op_n(A[k]), fsbi::nn::op_n(B[k]), false);
+  };
   for (auto _ : state) {
     if (threads == 1) {
-      C[0].noalias() = A[0] * B[0];
+      product(0);
     } else {
-      tbb::parallel_for(0, threads, [&](int t) { C[t].noalias() = A[t] * B[t]; });
+      tbb::parallel_for(0, threads, product);
     }
     benchmark::DoNotOptimize(C[0].data());
   }
   state.counters["GFLOP/s"] = benchmark::Counter(2.0 * 128 * 128 * double(cols) * threads * 1e-9,
                                                  benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(fsbi::matrix_product_backend);
 }
-// The same products through nn::gemm (Eigen's kernel, packing buffers kept between calls): what
-// the GEMM kernel itself reaches once allocation is out of the way.
-void BM_MatmulPeakPersistentBuffers(benchmark::State& state) {
+void BM_MatmulEigen(benchmark::State& state) {
   const Eigen::Index cols = state.range(0);
   const Mat<float> A = normal(10, 128, 128), B = normal(20, 128, cols);
   Mat<float> C(128, cols);
-  fsbi::nn::GemmBuffers<float> buffers;
   for (auto _ : state) {
-    fsbi::nn::gemm(buffers, C, fsbi::nn::op_n(A), fsbi::nn::op_n(B), false);
+    C.noalias() = A * B;
     benchmark::DoNotOptimize(C.data());
   }
   state.counters["GFLOP/s"] = benchmark::Counter(2.0 * 128 * 128 * double(cols) * 1e-9,
                                                  benchmark::Counter::kIsIterationInvariantRate);
 }
-BENCHMARK(BM_MatmulPeakPersistentBuffers)->ArgNames({"cols"})->Arg(256)->Arg(768)->Arg(2816)->MinTime(0.5);
-
 BENCHMARK(BM_MatmulPeak)->ArgNames({"cols", "threads"})->ArgsProduct({{256, 768, 2816}, {1}})->MinTime(0.5);
 BENCHMARK(BM_MatmulPeak)
     ->Name("BM_MatmulPeakParallel")
@@ -162,6 +170,7 @@ BENCHMARK(BM_MatmulPeak)
     ->ArgsProduct({{256, 768, 2816}, {2}})
     ->UseRealTime()
     ->MinTime(0.5);
+BENCHMARK(BM_MatmulEigen)->ArgNames({"cols"})->Arg(256)->Arg(768)->Arg(2816)->MinTime(0.5);
 
 }  // namespace
 

@@ -3,7 +3,7 @@
 set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
-  libeigen3-dev libtbb-dev libhdf5-dev hdf5-tools
+  libeigen3-dev libxsmm-dev libtbb-dev libhdf5-dev hdf5-tools
   libboost-dev libboost-program-options-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libfmt-dev libspdlog-dev librandom123-dev libcairo2-dev

@@ -63,7 +63,8 @@ int main(int argc, char** argv) {
     return exit_ok;
   }
   if (name == "--version") {
-    std::printf("fsbi %s (plugin ABI %u)\n", fsbi::version_string, FSBI_ABI_VERSION);
+    std::printf("fsbi %s (plugin ABI %u; matrix products: %s)\n", fsbi::version_string, FSBI_ABI_VERSION,
+                fsbi::matrix_product_backend);
     return exit_ok;
   }
   const auto it = commands().find(name);

@@ -1,20 +1,35 @@
-// C (+)= op(A)·op(B) through Eigen's own GEMM kernel, but with packing buffers that persist in
-// the caller's workspace.
+// C (+)= op(A)·op(B) for the score networks' batched products.
 //
-// Why: for dynamic sizes, every Eigen product expression allocates its packing buffers (kc·nc
-// floats, ~1.5 MB for a 128 × 2816 tangent block) on the heap and frees them on return. Above
-// glibc's mmap threshold each call then page-faults the buffer in again; profiling the training
-// step showed ~25 % of the time in the kernel for that alone (docs/score-network.md,
-// "Performance"). Eigen's internal GEMM driver takes the buffers from a level3_blocking object,
-// so we hand it one whose buffers live as long as the thread's workspace.
+// Two back ends, chosen at build time:
 //
-// This uses Eigen's internal (undocumented, but unchanged through the 3.4 series) API; any other
-// Eigen version falls back to the ordinary product expression.
+// - libxsmm (Debian's libxsmm-dev, FSBI_NN_LIBXSMM): just-in-time generated kernels for the
+//   CPU at hand, called on tiles of at most 128 rows × 64 columns × 256 depth that work on the
+//   operands where they lie (no packing). On the 2-core AVX-512 VM they run the 128 × 128 ×
+//   (6·64) products of a training step at ~175 GFLOP/s per core against ~120 for Eigen's kernel
+//   (bench/README.md, "GEMM back end"). libxsmm 1.17 generates no kernel with a transposed
+//   left operand, so op(A) = Aᵀ (always a weight matrix here, at most a few hundred square) is
+//   first copied transposed into the caller's buffer — a negligible cost next to the product.
+// - Eigen's own GEMM kernel, with packing buffers that persist in the caller's workspace. For
+//   dynamic sizes every Eigen product expression allocates its packing buffers (kc·nc floats,
+//   ~1.5 MB for a 128 × 2816 tangent block) on the heap and frees them on return; above glibc's
+//   mmap threshold each call then page-faults the buffer in again, ~25 % of a training step
+//   (docs/score-network.md, "Performance"). Eigen's internal GEMM driver takes the buffers from a
+//   level3_blocking object, so we hand it one whose buffers live as long as the workspace. This
+//   uses Eigen's internal (undocumented, but unchanged through the 3.4 series) API; any other
+//   Eigen version falls back to the ordinary product expression.
+//
+// Either back end computes each element of C with a fixed order of operations for given shapes,
+// so results do not depend on the thread count (each thread owns its workspace).
 #pragma once
 
 #include <Eigen/Core>
 
+#include <algorithm>
 #include <type_traits>
+
+#if defined(FSBI_NN_LIBXSMM)
+#include <libxsmm.h>
+#endif
 
 namespace fsbi::nn {
 
@@ -42,7 +57,7 @@ GemmOperand<typename M::Scalar> op_t(const M& m) {
 #define FSBI_NN_EIGEN_INTERNAL_GEMM 1
 
 template <class T>
-class GemmBuffers : public Eigen::internal::level3_blocking<T, T> {
+class EigenGemmBuffers : public Eigen::internal::level3_blocking<T, T> {
  public:
   // Block sizes as Eigen's own product would choose them, buffers grown (never shrunk) to fit.
   void prepare(Eigen::Index rows, Eigen::Index cols, Eigen::Index depth) {
@@ -64,8 +79,8 @@ class GemmBuffers : public Eigen::internal::level3_blocking<T, T> {
 // C = op(A)·op(B) (accumulate = false) or C += op(A)·op(B). C: a column-major block with unit
 // inner stride; must not alias A or B.
 template <class T, class Dst>
-void gemm(GemmBuffers<T>& buffers, Dst&& C, const GemmOperand<T>& A, const GemmOperand<T>& B,
-          bool accumulate) {
+void eigen_gemm(EigenGemmBuffers<T>& buffers, Dst&& C, const GemmOperand<T>& A, const GemmOperand<T>& B,
+                bool accumulate) {
   using Eigen::ColMajor;
   using Eigen::RowMajor;
   using Eigen::Index;
@@ -92,10 +107,10 @@ void gemm(GemmBuffers<T>& buffers, Dst&& C, const GemmOperand<T>& A, const GemmO
 #else
 
 template <class T>
-class GemmBuffers {};
+class EigenGemmBuffers {};
 
 template <class T, class Dst>
-void gemm(GemmBuffers<T>&, Dst&& C, const GemmOperand<T>& A, const GemmOperand<T>& B, bool accumulate) {
+void eigen_gemm(EigenGemmBuffers<T>&, Dst&& C, const GemmOperand<T>& A, const GemmOperand<T>& B, bool accumulate) {
   using Eigen::Index;
   using CMap = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>, 0, Eigen::OuterStride<>>;
   const CMap a(A.data, A.transposed ? A.cols : A.rows, A.transposed ? A.rows : A.cols, Eigen::OuterStride<>(A.ld));
@@ -108,5 +123,106 @@ void gemm(GemmBuffers<T>&, Dst&& C, const GemmOperand<T>& A, const GemmOperand<T
 }
 
 #endif
+
+// Per-workspace state of the products: Eigen's packing buffers and (libxsmm) the transposed copy
+// of a transposed left operand.
+template <class T>
+struct GemmBuffers {
+  EigenGemmBuffers<T> eigen;
+  Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic> transposed_lhs;
+};
+
+#if defined(FSBI_NN_LIBXSMM)
+
+namespace detail {
+inline libxsmm_smmfunction xsmm_kernel(float, libxsmm_blasint m, libxsmm_blasint n, libxsmm_blasint k,
+                                       libxsmm_blasint lda, libxsmm_blasint ldb, libxsmm_blasint ldc,
+                                       float beta, int flags) {
+  const float alpha = 1;
+  return libxsmm_smmdispatch(m, n, k, &lda, &ldb, &ldc, &alpha, &beta, &flags, nullptr);
+}
+inline libxsmm_dmmfunction xsmm_kernel(double, libxsmm_blasint m, libxsmm_blasint n, libxsmm_blasint k,
+                                       libxsmm_blasint lda, libxsmm_blasint ldb, libxsmm_blasint ldc,
+                                       double beta, int flags) {
+  const double alpha = 1;
+  return libxsmm_dmmdispatch(m, n, k, &lda, &ldb, &ldc, &alpha, &beta, &flags, nullptr);
+}
+
+// C (+)= op(A)·B or op(A)·Bᵀ over tiles. a: op(A) column-major with leading dimension lda.
+// Returns false (C untouched) if libxsmm has no kernel for a tile shape.
+template <class T>
+bool xsmm_gemm(T* c, Eigen::Index ldc, Eigen::Index m, Eigen::Index n, Eigen::Index k, const T* a,
+               Eigen::Index lda, const GemmOperand<T>& B, bool accumulate) {
+  using Eigen::Index;
+  constexpr Index mt_max = 128, nt_max = 64, kt_max = 256;
+  const int flags = B.transposed ? LIBXSMM_GEMM_FLAG_TRANS_B : LIBXSMM_GEMM_FLAG_NONE;
+  // Kernels for the (at most 2 × 2 × 2) tile shapes and both β, found before C is touched.
+  using Kernel = decltype(xsmm_kernel(T(), 0, 0, 0, 0, 0, 0, T(), 0));
+  struct Slot {
+    Index mt = -1, nt = -1, kt = -1;
+    Kernel beta0 = nullptr, beta1 = nullptr;
+  };
+  Slot cache[8];
+  auto kernel = [&](Index mt, Index nt, Index kt, bool first) -> Kernel {
+    const int s = (mt == mt_max ? 0 : 1) + (nt == nt_max ? 0 : 2) + (kt == kt_max ? 0 : 4);
+    Slot& slot = cache[s];
+    if (slot.mt != mt || slot.nt != nt || slot.kt != kt) {
+      slot = Slot{mt, nt, kt,
+                  xsmm_kernel(T(), static_cast<libxsmm_blasint>(mt), static_cast<libxsmm_blasint>(nt),
+                              static_cast<libxsmm_blasint>(kt), static_cast<libxsmm_blasint>(lda),
+                              static_cast<libxsmm_blasint>(B.ld), static_cast<libxsmm_blasint>(ldc), T(0), flags),
+                  xsmm_kernel(T(), static_cast<libxsmm_blasint>(mt), static_cast<libxsmm_blasint>(nt),
+                              static_cast<libxsmm_blasint>(kt), static_cast<libxsmm_blasint>(lda),
+                              static_cast<libxsmm_blasint>(B.ld), static_cast<libxsmm_blasint>(ldc), T(1), flags)};
+    }
+    return first && !accumulate ? slot.beta0 : slot.beta1;
+  };
+  // Every distinct tile shape, first with the probe's β choices.
+  for (Index mt : {std::min(m, mt_max), m % mt_max})
+    for (Index nt : {std::min(n, nt_max), n % nt_max})
+      for (Index kt : {std::min(k, kt_max), k % kt_max})
+        if (mt > 0 && nt > 0 && kt > 0 && (!kernel(mt, nt, kt, true) || !kernel(mt, nt, kt, false))) return false;
+  for (Index j0 = 0; j0 < n; j0 += nt_max) {
+    const Index nt = std::min(nt_max, n - j0);
+    for (Index i0 = 0; i0 < m; i0 += mt_max) {
+      const Index mt = std::min(mt_max, m - i0);
+      for (Index k0 = 0; k0 < k; k0 += kt_max) {
+        const Index kt = std::min(kt_max, k - k0);
+        // op(B)'s block (k0.., j0..): B is k × n (ld B.ld), or n × k when transposed.
+        const T* b = B.transposed ? B.data + j0 + k0 * B.ld : B.data + k0 + j0 * B.ld;
+        kernel(mt, nt, kt, k0 == 0)(a + i0 + k0 * lda, b, c + i0 + j0 * ldc);
+      }
+    }
+  }
+  return true;
+}
+}  // namespace detail
+#endif
+
+// C = op(A)·op(B) (accumulate = false) or C += op(A)·op(B). C: a column-major block with unit
+// inner stride; must not alias A or B.
+template <class T, class Dst>
+void gemm(GemmBuffers<T>& buffers, Dst&& C, const GemmOperand<T>& A, const GemmOperand<T>& B,
+          bool accumulate) {
+  eigen_assert(C.rows() == A.rows && C.cols() == B.cols && A.cols == B.rows);
+#if defined(FSBI_NN_LIBXSMM)
+  const Eigen::Index m = A.rows, n = B.cols, k = A.cols;
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    if (!accumulate) C.setZero();
+    return;
+  }
+  const T* a = A.data;
+  Eigen::Index lda = A.ld;
+  if (A.transposed) {
+    using Stored = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>, 0, Eigen::OuterStride<>>;
+    buffers.transposed_lhs = Stored(A.data, k, m, Eigen::OuterStride<>(A.ld)).transpose();
+    a = buffers.transposed_lhs.data();
+    lda = m;
+  }
+  if (detail::xsmm_gemm(C.data(), C.outerStride(), m, n, k, a, lda, B, accumulate)) return;
+#endif
+  eigen_gemm(buffers.eigen, std::forward<Dst>(C), A, B, accumulate);
+}
 
 }  // namespace fsbi::nn

@@ -5,8 +5,8 @@
 // - libxsmm (Debian's libxsmm-dev, FSBI_NN_LIBXSMM): just-in-time generated kernels for the
 //   CPU at hand, called on tiles of at most 128 rows × 64 columns × 256 depth that work on the
 //   operands where they lie (no packing). On the 2-core AVX-512 VM they run the 128 × 128 ×
-//   (6·64) products of a training step at ~175 GFLOP/s per core against ~120 for Eigen's kernel
-//   (bench/README.md, "GEMM back end"). libxsmm 1.17 generates no kernel with a transposed
+//   (6·64) products of a training step at ~195 GFLOP/s per core against ~120 for Eigen's kernel
+//   (bench/README.md, "Training step throughput"). libxsmm 1.17 generates no kernel with a transposed
 //   left operand, so op(A) = Aᵀ (always a weight matrix here, at most a few hundred square) is
 //   first copied transposed into the caller's buffer — a negligible cost next to the product.
 // - Eigen's own GEMM kernel, with packing buffers that persist in the caller's workspace. For
@@ -177,7 +177,8 @@ bool xsmm_gemm(T* c, Eigen::Index ldc, Eigen::Index m, Eigen::Index n, Eigen::In
     }
     return first && !accumulate ? slot.beta0 : slot.beta1;
   };
-  // Every distinct tile shape, first with the probe's β choices.
+  // Probe every distinct tile shape (both β) before C is touched, so a missing kernel can still
+  // fall back to Eigen.
   for (Index mt : {std::min(m, mt_max), m % mt_max})
     for (Index nt : {std::min(n, nt_max), n % nt_max})
       for (Index kt : {std::min(k, kt_max), k % kt_max})

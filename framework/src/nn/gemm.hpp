@@ -135,63 +135,45 @@ struct GemmBuffers {
 #if defined(FSBI_NN_LIBXSMM)
 
 namespace detail {
-inline libxsmm_smmfunction xsmm_kernel(float, libxsmm_blasint m, libxsmm_blasint n, libxsmm_blasint k,
-                                       libxsmm_blasint lda, libxsmm_blasint ldb, libxsmm_blasint ldc,
-                                       float beta, int flags) {
-  const float alpha = 1;
-  return libxsmm_smmdispatch(m, n, k, &lda, &ldb, &ldc, &alpha, &beta, &flags, nullptr);
-}
-inline libxsmm_dmmfunction xsmm_kernel(double, libxsmm_blasint m, libxsmm_blasint n, libxsmm_blasint k,
-                                       libxsmm_blasint lda, libxsmm_blasint ldb, libxsmm_blasint ldc,
-                                       double beta, int flags) {
-  const double alpha = 1;
-  return libxsmm_dmmdispatch(m, n, k, &lda, &ldb, &ldc, &alpha, &beta, &flags, nullptr);
-}
-
 // C (+)= op(A)·B or op(A)·Bᵀ over tiles. a: op(A) column-major with leading dimension lda.
 // Returns false (C untouched) if libxsmm has no kernel for a tile shape.
 template <class T>
 bool xsmm_gemm(T* c, Eigen::Index ldc, Eigen::Index m, Eigen::Index n, Eigen::Index k, const T* a,
                Eigen::Index lda, const GemmOperand<T>& B, bool accumulate) {
   using Eigen::Index;
+  using Kernel = libxsmm_mmfunction<T>;
   constexpr Index mt_max = 128, nt_max = 64, kt_max = 256;
   const int flags = B.transposed ? LIBXSMM_GEMM_FLAG_TRANS_B : LIBXSMM_GEMM_FLAG_NONE;
-  // Kernels for the (at most 2 × 2 × 2) tile shapes and both β, found before C is touched.
-  using Kernel = decltype(xsmm_kernel(T(), 0, 0, 0, 0, 0, 0, T(), 0));
-  struct Slot {
-    Index mt = -1, nt = -1, kt = -1;
-    Kernel beta0 = nullptr, beta1 = nullptr;
-  };
-  Slot cache[8];
-  auto kernel = [&](Index mt, Index nt, Index kt, bool first) -> Kernel {
-    const int s = (mt == mt_max ? 0 : 1) + (nt == nt_max ? 0 : 2) + (kt == kt_max ? 0 : 4);
-    Slot& slot = cache[s];
-    if (slot.mt != mt || slot.nt != nt || slot.kt != kt) {
-      slot = Slot{mt, nt, kt,
-                  xsmm_kernel(T(), static_cast<libxsmm_blasint>(mt), static_cast<libxsmm_blasint>(nt),
-                              static_cast<libxsmm_blasint>(kt), static_cast<libxsmm_blasint>(lda),
-                              static_cast<libxsmm_blasint>(B.ld), static_cast<libxsmm_blasint>(ldc), T(0), flags),
-                  xsmm_kernel(T(), static_cast<libxsmm_blasint>(mt), static_cast<libxsmm_blasint>(nt),
-                              static_cast<libxsmm_blasint>(kt), static_cast<libxsmm_blasint>(lda),
-                              static_cast<libxsmm_blasint>(B.ld), static_cast<libxsmm_blasint>(ldc), T(1), flags)};
-    }
-    return first && !accumulate ? slot.beta0 : slot.beta1;
-  };
-  // Probe every distinct tile shape (both β) before C is touched, so a missing kernel can still
-  // fall back to Eigen.
-  for (Index mt : {std::min(m, mt_max), m % mt_max})
-    for (Index nt : {std::min(n, nt_max), n % nt_max})
-      for (Index kt : {std::min(k, kt_max), k % kt_max})
-        if (mt > 0 && nt > 0 && kt > 0 && (!kernel(mt, nt, kt, true) || !kernel(mt, nt, kt, false))) return false;
+  // Tile extents along each dimension: [0] the full tile, [1] the partial last one (0: none).
+  const Index ms[2] = {std::min(m, mt_max), m > mt_max ? m % mt_max : 0};
+  const Index ns[2] = {std::min(n, nt_max), n > nt_max ? n % nt_max : 0};
+  const Index ks[2] = {std::min(k, kt_max), k > kt_max ? k % kt_max : 0};
+  // The kernels of every tile shape, found before C is touched so that a missing one can still
+  // fall back to Eigen: `first` for the first depth tile (β = 0 unless accumulating), `rest`
+  // (β = 1) after it.
+  Kernel first[2][2][2], rest[2][2][2];
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 2; ++j)
+      for (int l = 0; l < 2; ++l) {
+        if (ms[i] == 0 || ns[j] == 0 || ks[l] == 0) continue;
+        auto make = [&](T beta) {
+          return Kernel(flags, static_cast<libxsmm_blasint>(ms[i]), static_cast<libxsmm_blasint>(ns[j]),
+                        static_cast<libxsmm_blasint>(ks[l]), static_cast<libxsmm_blasint>(lda),
+                        static_cast<libxsmm_blasint>(B.ld), static_cast<libxsmm_blasint>(ldc), T(1), beta);
+        };
+        rest[i][j][l] = make(T(1));
+        first[i][j][l] = accumulate ? rest[i][j][l] : make(T(0));
+        if (!first[i][j][l] || !rest[i][j][l]) return false;
+      }
   for (Index j0 = 0; j0 < n; j0 += nt_max) {
-    const Index nt = std::min(nt_max, n - j0);
+    const int j = j0 > 0 && n - j0 < nt_max ? 1 : 0;  // the partial last tile
     for (Index i0 = 0; i0 < m; i0 += mt_max) {
-      const Index mt = std::min(mt_max, m - i0);
+      const int i = i0 > 0 && m - i0 < mt_max ? 1 : 0;
       for (Index k0 = 0; k0 < k; k0 += kt_max) {
-        const Index kt = std::min(kt_max, k - k0);
+        const int l = k0 > 0 && k - k0 < kt_max ? 1 : 0;
         // op(B)'s block (k0.., j0..): B is k × n (ld B.ld), or n × k when transposed.
         const T* b = B.transposed ? B.data + j0 + k0 * B.ld : B.data + k0 + j0 * B.ld;
-        kernel(mt, nt, kt, k0 == 0)(a + i0 + k0 * lda, b, c + i0 + j0 * ldc);
+        (k0 == 0 ? first : rest)[i][j][l](a + i0 + k0 * lda, b, c + i0 + j0 * ldc);
       }
     }
   }

@@ -113,7 +113,14 @@ TEST_F(CliTrain, ScoreCommandReadsAndWritesCsvAndHdf5) {
                             tmp.file("s.h5")});
   ASSERT_EQ(h5.exit_code, 0) << h5.err;
   const Table sh = read_table(tmp.file("s.h5"), 2, "score", "2 columns", "/score");
-  EXPECT_EQ(sh.rows(), 4000);
+  ASSERT_EQ(sh.rows(), 4000);
+  // The model file reloaded in this process gives the scores the `fsbi score` process wrote, bit
+  // for bit.
+  const Table all_theta = read_table(data(), 2, "theta", "2 columns", "/simulations/theta");
+  const Table all_x = read_table(data(), 2, "x", "2 columns", "/simulations/x");
+  const Eigen::MatrixXd reloaded = m.score(all_theta.transpose(), all_x.transpose());
+  EXPECT_TRUE(Eigen::MatrixXd(sh.transpose()) == reloaded)
+      << "largest difference " << (Eigen::MatrixXd(sh.transpose()) - reloaded).cwiseAbs().maxCoeff();
 }
 
 TEST_F(CliTrain, ClearErrorsForForeignInputs) {
@@ -129,6 +136,19 @@ TEST_F(CliTrain, ClearErrorsForForeignInputs) {
   EXPECT_THAT(not_model.err, HasSubstr("no /model group"));
   const auto t = run_fsbi({"train", "--data", data(), "-o", tmp.file("m.h5"), "--epochs", "2", "--quiet"});
   ASSERT_EQ(t.exit_code, 0) << t.err;
+  // A model file cut short (an interrupted copy) and a file that is not HDF5 at all.
+  std::filesystem::copy_file(tmp.file("m.h5"), tmp.file("cut.h5"));
+  std::filesystem::resize_file(tmp.file("cut.h5"), std::filesystem::file_size(tmp.file("m.h5")) / 2);
+  const auto cut = run_fsbi({"score", "--model", tmp.file("cut.h5"), "--theta", data(), "--x", data(), "-o",
+                             tmp.file("s.csv")});
+  EXPECT_EQ(cut.exit_code, 1);
+  EXPECT_THAT(cut.err, HasSubstr("cut.h5: truncated HDF5 file"));
+  EXPECT_THAT(cut.err, HasSubstr("copy it again from its source"));
+  const auto junk_model = run_fsbi({"score", "--model", tmp.file("junk.h5"), "--theta", data(), "--x", data(),
+                                    "-o", tmp.file("s.csv")});
+  EXPECT_EQ(junk_model.exit_code, 1);
+  EXPECT_THAT(junk_model.err, HasSubstr("junk.h5: not an HDF5 file"));
+  EXPECT_FALSE(std::filesystem::exists(tmp.file("s.csv")));
   {
     std::ofstream th(tmp.file("theta3.csv"));
     th << "1,2,3\n";

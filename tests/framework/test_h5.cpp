@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <limits>
@@ -706,6 +707,26 @@ TEST(H5Errors, OpeningWhatIsNotAnHdf5File) {
   const std::string empty = dir.file("empty.h5");
   std::ofstream{empty};
   EXPECT_EQ(error_of([&] { File::open(empty); }), empty + ": not an HDF5 file");
+}
+
+// A file cut short (an interrupted copy or download) gets a message with the cause and the fix,
+// not HDF5's "truncated file: eof = ..., stored_eof = ...".
+TEST(H5Errors, TruncatedFileNamesTheCauseAndTheFix) {
+  TempDir dir;
+  const std::string path = dir.file("cut.h5");
+  {
+    const std::vector<double> values(4096, 1.5);
+    File f = File::create(path);
+    f.create_dataset("values", DType::f64, {4096}, {}).write_rows(0, 4096, std::span<const double>(values));
+  }
+  const auto full = std::filesystem::file_size(path);
+  ASSERT_GT(full, 32768u);
+  std::filesystem::resize_file(path, 20000);
+  const std::string expected = path + ": truncated HDF5 file (20000 of its " + std::to_string(full) +
+                               " bytes): it was cut short while being copied or written; copy it "
+                               "again from its source, or rerun the fsbi command that wrote it";
+  EXPECT_EQ(error_of([&] { File::open(path); }), expected);
+  EXPECT_EQ(error_of([&] { File::open(path, Access::read_write); }), expected);
 }
 
 TEST(H5Errors, HdfStackIsFoldedIntoOneLine) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -77,6 +78,26 @@ bool check_tri(htri_t rc, const std::string& where, std::string_view operation) 
 }
 
 void quiet() { silence_hdf5_errors(); }
+
+// HDF5's own words for a file cut short ("truncated file: eof = 30000, sblock->base_addr = 0,
+// stored_eof = 300289") name neither cause nor fix; a copy or download that stopped early is
+// the usual cause.
+std::string truncated_file_message(const std::string& filename, const std::string& stack) {
+  std::string sizes;
+  const auto eof = stack.find("eof = "), stored = stack.find("stored_eof = ");
+  if (eof != std::string::npos && stored != std::string::npos) {
+    const auto number = [&](std::size_t at) {
+      std::string digits;
+      while (at < stack.size() && std::isdigit(static_cast<unsigned char>(stack[at]))) digits += stack[at++];
+      return digits;
+    };
+    const std::string have = number(eof + 6), want = number(stored + 13);
+    if (!have.empty() && !want.empty()) sizes = " (" + have + " of its " + want + " bytes)";
+  }
+  return filename + ": truncated HDF5 file" + sizes +
+         ": it was cut short while being copied or written; copy it again from its source, or "
+         "rerun the fsbi command that wrote it";
+}
 
 std::string in_quotes(std::string_view name) {
   std::string s;  // (not "'" + std::string(name): GCC 12 warns falsely about that, -Wrestrict)
@@ -1210,8 +1231,12 @@ File File::open(const std::string& filename, Access access) {
   if (is_hdf5 == 0) throw Error(filename + ": not an HDF5 file");
   Handle fapl = file_access_plist(filename, access == Access::read_write);
   const unsigned flags = access == Access::read_write ? H5F_ACC_RDWR : H5F_ACC_RDONLY;
-  hid_t f = check_id(H5Fopen(filename.c_str(), flags, fapl.id()), filename,
-                     access == Access::read_write ? "open for writing" : "open");
+  const hid_t f = H5Fopen(filename.c_str(), flags, fapl.id());
+  if (f < 0) {
+    const std::string stack = current_error_stack();
+    if (stack.find("truncated file") != std::string::npos) throw Error(truncated_file_message(filename, stack));
+    throw Error(filename + ": " + (access == Access::read_write ? "open for writing" : "open") + " failed: " + stack);
+  }
   return File(Handle(f, H5Fclose), filename + ":/", filename);
 }
 

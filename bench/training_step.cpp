@@ -7,8 +7,9 @@
 // analytically by fsbi::nn::objective_flops (formula in docs/score-network.md).
 //
 //   BM_TrainingStep/<kind>/<objective>/<d>/<k>/0          objective_sum, one thread (CPU time)
-//   BM_TrainingStepParallel/<kind>/<objective>/<d>/<k>/<threads>
-//                                 objective_sum_parallel (blocks of 128), 1 or 2 threads (wall time)
+//   BM_TrainingStepParallel/<kind>/<objective>/<d>/<k>/<threads>/<block>
+//                                 objective_sum_parallel, 1 or 2 threads (wall time), blocks of
+//                                 64 samples (the trainer's step) or 128
 //   BM_MatmulPeak[Parallel]/<cols>/<threads>  C = A·B, A 128×128, B 128×cols, one per thread,
 //                                 through nn::gemm (the training step's back end)
 //   BM_MatmulEigen/<cols>          the same as a plain Eigen product expression, one thread
@@ -41,7 +42,6 @@ using fsbi::nn::ScoreNetwork;
 using fsbi::nn::Vec;
 
 constexpr Eigen::Index kBatch = 256;
-constexpr Eigen::Index kBlock = 128;
 
 Mat<float> normal(std::uint64_t index, Eigen::Index rows, Eigen::Index cols) {
   fsbi::CounterRng rng(7, fsbi::Stream::test, index);
@@ -75,6 +75,7 @@ void BM_TrainingStep(benchmark::State& state) {
   arch.hidden = {128, 128, 128};
   arch.activation = Activation::silu;
   const int threads = static_cast<int>(state.range(4));
+  const Eigen::Index block = state.range(5);
   ScoreNetwork<float> net(arch);
   net.initialize(1);
   const BatchInputs<float> batch = make_batch(arch.theta_dim, arch.x_dim);
@@ -82,7 +83,7 @@ void BM_TrainingStep(benchmark::State& state) {
   tbb::global_control limit(tbb::global_control::max_allowed_parallelism, std::max(threads, 1));
   for (auto _ : state) {
     const float v = threads == 0 ? net.objective_sum(batch, objective, &grad)
-                                 : net.objective_sum_parallel(batch, objective, &grad, kBlock);
+                                 : static_cast<float>(net.objective_sum_parallel(batch, objective, &grad, block));
     benchmark::DoNotOptimize(v);
     benchmark::DoNotOptimize(grad.data());
   }
@@ -99,24 +100,25 @@ void BM_TrainingStep(benchmark::State& state) {
 // Single-threaded objective_sum: rates per CPU time of the calling thread, which on a shared
 // machine is closer to what the code does than wall time.
 void SingleThreadArgs(benchmark::internal::Benchmark* b) {
-  b->ArgNames({"kind", "obj", "d", "k", "threads"});
+  b->ArgNames({"kind", "obj", "d", "k", "threads", "block"});
   for (int kind : {0, 1})
     for (auto [d, k] : {std::pair{2, 2}, std::pair{5, 10}, std::pair{10, 10}})
-      b->Args({kind, static_cast<int>(Objective::ibp), d, k, 0});
+      b->Args({kind, static_cast<int>(Objective::ibp), d, k, 0, 0});
   // The other objectives, for comparison.
   for (int kind : {0, 1})
     for (Objective o : {Objective::sliced, Objective::latent})
-      b->Args({kind, static_cast<int>(o), 5, 10, 0});
+      b->Args({kind, static_cast<int>(o), 5, 10, 0, 0});
 }
 BENCHMARK(BM_TrainingStep)->Apply(SingleThreadArgs)->MinTime(0.5);
 
 // objective_sum_parallel on 1 and 2 threads: wall-clock rates (worker threads' CPU time is not
 // counted by the benchmark library).
 void ParallelArgs(benchmark::internal::Benchmark* b) {
-  b->ArgNames({"kind", "obj", "d", "k", "threads"});
-  for (int kind : {0, 1})
-    for (auto [d, k] : {std::pair{2, 2}, std::pair{5, 10}, std::pair{10, 10}})
-      for (int threads : {1, 2}) b->Args({kind, static_cast<int>(Objective::ibp), d, k, threads});
+  b->ArgNames({"kind", "obj", "d", "k", "threads", "block"});
+  for (int block : {64, 128})
+    for (int kind : {0, 1})
+      for (auto [d, k] : {std::pair{2, 2}, std::pair{5, 10}, std::pair{10, 10}})
+        for (int threads : {1, 2}) b->Args({kind, static_cast<int>(Objective::ibp), d, k, threads, block});
 }
 BENCHMARK(BM_TrainingStep)->Name("BM_TrainingStepParallel")->Apply(ParallelArgs)->UseRealTime()->MinTime(0.5);
 

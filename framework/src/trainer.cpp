@@ -3,8 +3,8 @@
 // Data flow: θ → u = T⁻¹(θ) (unconstrained) → z = g(u), dz, d2z (network features) and
 // x → standardised x; the prior score ∇u log π_u(u) is precomputed per pair. Each step draws a
 // mini-batch, splits it into fixed blocks of columns, evaluates the objective and its gradient
-// per block in parallel and sums the blocks in a fixed tree (parallel_deterministic_reduce), so
-// the result does not depend on the thread count. Adam with warm-up and cosine decay; on a
+// per block in parallel and sums the blocks in a fixed tree (ScoreNetwork::objective_sum_parallel),
+// so the result does not depend on the thread count. Adam with warm-up and cosine decay; on a
 // stall of the validation loss, back to the best parameters at a lower rate (a few times), then
 // early stopping; the best parameters are kept.
 #include "fsbi/trainer.hpp"
@@ -18,11 +18,8 @@
 #include "nn/score_network.hpp"
 
 #include <fmt/format.h>
-#include <oneapi/tbb/blocked_range.h>
 #include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/info.h>
-#include <oneapi/tbb/parallel_reduce.h>
-#include <oneapi/tbb/partitioner.h>
 
 #include <Eigen/Cholesky>
 #include <Eigen/Eigenvalues>
@@ -187,7 +184,8 @@ double learning_rate(const TrainingSettings& s, int epoch) {
   return lo + 0.5 * (s.learning_rate - lo) * (1 + std::cos(std::numbers::pi * std::min(1.0, t)));
 }
 
-// Objective (sum over the columns) and optionally its gradient, blocks reduced deterministically.
+// Objective (sum over the columns) and optionally its gradient: blocks of block_columns samples
+// in parallel, summed in a fixed tree (nn::ScoreNetwork::objective_sum_parallel).
 struct Partial {
   double loss = 0;
   VecF grad;
@@ -195,52 +193,9 @@ struct Partial {
 
 Partial evaluate(const nn::ScoreNetwork<float>& net, const nn::BatchInputs<float>& b,
                  nn::Objective obj, bool with_grad) {
-  const Eigen::Index n = b.size();
-  const Eigen::Index blocks = (n + block_columns - 1) / block_columns;
-  const Eigen::Index np = net.num_parameters();
-  auto block = [&](Eigen::Index i) {
-    const Eigen::Index c0 = i * block_columns, c = std::min(block_columns, n - c0);
-    nn::BatchInputs<float> sub;
-    auto take = [&](const MatF& m) { return m.size() ? MatF(m.middleCols(c0, c)) : MatF(); };
-    sub.z = take(b.z);
-    sub.dz = take(b.dz);
-    sub.d2z = take(b.d2z);
-    sub.x = take(b.x);
-    sub.prior_score = take(b.prior_score);
-    sub.probe = take(b.probe);
-    sub.target = take(b.target);
-    Partial p;
-    if (with_grad) {
-      VecF g;
-      p.loss = net.objective_sum(sub, obj, &g);
-      p.grad = std::move(g);
-    } else {
-      p.loss = net.objective_sum(sub, obj, nullptr);
-    }
-    return p;
-  };
-  return tbb::parallel_deterministic_reduce(
-      tbb::blocked_range<Eigen::Index>(0, blocks, 1), Partial{},
-      [&](const tbb::blocked_range<Eigen::Index>& r, Partial acc) {
-        for (Eigen::Index i = r.begin(); i != r.end(); ++i) {
-          Partial p = block(i);
-          acc.loss += p.loss;
-          if (with_grad) {
-            if (acc.grad.size() == 0) acc.grad = VecF::Zero(np);
-            acc.grad += p.grad;
-          }
-        }
-        return acc;
-      },
-      [&](Partial a, const Partial& b2) {
-        a.loss += b2.loss;
-        if (with_grad && b2.grad.size()) {
-          if (a.grad.size() == 0) a.grad = VecF::Zero(np);
-          a.grad += b2.grad;
-        }
-        return a;
-      },
-      tbb::simple_partitioner());
+  Partial p;
+  p.loss = net.objective_sum_parallel(b, obj, with_grad ? &p.grad : nullptr, block_columns);
+  return p;
 }
 
 std::string fingerprint(const TrainingSettings& s, const std::string& data_label, Eigen::Index n) {

@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 #include <tbb/global_control.h>
+#include <tbb/parallel_for.h>
 
 #include <cmath>
 #include <functional>
@@ -534,6 +535,58 @@ TEST(ScoreNetwork, ParallelSumIsDeterministicAndMatches) {
       EXPECT_EQ(g1, g2);
       EXPECT_NEAR(v1, v, 1e-12 * std::abs(v));
       EXPECT_LT((g1 - g).cwiseAbs().maxCoeff(), 1e-12 * (1 + g.cwiseAbs().maxCoeff()));
+    }
+  }
+}
+
+// The trainer's step in float32: objective_sum_parallel over blocks of 64 (the last ragged)
+// is, bit for bit, the fixed tree ((b0 + b1) + (b2 + b3)) of objective_sum on each block alone,
+// values summed in double; and so are calls made concurrently from several tasks (a waiting
+// thread may run another call's task, which must not share the first call's block storage).
+TEST(ScoreNetwork, ParallelSumIsTheFixedTreeOfBlockSums) {
+  const std::uint64_t s = test::announce_seed("ScoreNetwork.ParallelSumIsTheFixedTreeOfBlockSums", 3005);
+  for (ModelKind kind : {ModelKind::vector, ModelKind::energy}) {
+    Architecture arch = tiny(kind, Activation::silu);
+    arch.hidden = {32, 32};
+    ScoreNetwork<float> net(arch);
+    net.parameters() = make_net(arch, s).parameters().cast<float>();
+    const Problem p = make_problem(arch, s, 200);
+    BatchInputs<float> b;
+    b.z = p.batch.z.cast<float>();
+    b.dz = p.batch.dz.cast<float>();
+    b.d2z = p.batch.d2z.cast<float>();
+    b.x = p.batch.x.cast<float>();
+    b.prior_score = p.batch.prior_score.cast<float>();
+    double v[4];
+    Vec<float> g[4];
+    for (Index blk = 0; blk < 4; ++blk) {
+      const Index c0 = 64 * blk, c = std::min<Index>(64, 200 - c0);
+      BatchInputs<float> one;
+      one.z = b.z.middleCols(c0, c);
+      one.dz = b.dz.middleCols(c0, c);
+      one.d2z = b.d2z.middleCols(c0, c);
+      one.x = b.x.middleCols(c0, c);
+      one.prior_score = b.prior_score.middleCols(c0, c);
+      v[blk] = net.objective_sum(one, Objective::ibp, &g[blk]);
+    }
+    const double v_tree = (v[0] + v[1]) + (v[2] + v[3]);
+    const Vec<float> g_tree = (g[0] + g[1]) + (g[2] + g[3]);
+    for (int threads : {1, 2}) {
+      tbb::global_control limit(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
+      Vec<float> gp;
+      EXPECT_EQ(net.objective_sum_parallel(b, Objective::ibp, &gp, 64), v_tree) << threads << " threads";
+      EXPECT_TRUE(gp == g_tree) << threads << " threads: largest difference "
+                                << (gp - g_tree).cwiseAbs().maxCoeff();
+      std::vector<double> values(8);
+      std::vector<Vec<float>> grads(8);
+      tbb::parallel_for(0, 8, [&](int i) {
+        values[static_cast<std::size_t>(i)] =
+            net.objective_sum_parallel(b, Objective::ibp, &grads[static_cast<std::size_t>(i)], 64);
+      });
+      for (std::size_t i = 0; i < 8; ++i) {
+        EXPECT_EQ(values[i], v_tree) << "concurrent call " << i;
+        EXPECT_TRUE(grads[i] == g_tree) << "concurrent call " << i;
+      }
     }
   }
 }

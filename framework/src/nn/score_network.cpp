@@ -20,7 +20,7 @@
 #include "nn/gemm.hpp"
 
 #include <tbb/blocked_range.h>
-#include <tbb/parallel_reduce.h>
+#include <tbb/parallel_for.h>
 
 #include <algorithm>
 #include <cmath>
@@ -598,42 +598,80 @@ T ScoreNetwork<T>::objective_sum(const BatchInputs<T>& batch, Objective objectiv
                          thread_workspace<T>());
 }
 
+namespace {
+// Per-block values and gradients of objective_sum_parallel, kept per calling thread so that a
+// training loop allocates nothing after its first step (freeing and re-allocating these blocks
+// on every step made glibc hand pages back to the kernel and fault them in again: up to a
+// third of a small step's time on two threads). A thread that waits in one call may run another
+// call's top-level task; that call finds the storage busy and uses its own.
 template <class T>
-T ScoreNetwork<T>::objective_sum_parallel(const BatchInputs<T>& batch, Objective objective,
-                                          Vec<T>* grad_sum, Index block_size) const {
+struct BlockPartials {
+  Mat<T> grads;  // one column per block (the first P rows), columns 64-byte aligned
+  std::vector<double> values;
+  bool busy = false;
+};
+
+// Sums columns [b, e) of `grads` (and values[b, e)) into column b in a fixed binary tree: [b, m)
+// + [m, e) with m = b + (e − b)/2, the split of tbb::parallel_deterministic_reduce.
+template <class T>
+double sum_tree(BlockPartials<T>& p, Index b, Index e, bool with_grad) {
+  if (e - b == 1) return p.values[static_cast<std::size_t>(b)];
+  const Index m = b + (e - b) / 2;
+  const double left = sum_tree(p, b, m, with_grad);
+  const double right = sum_tree(p, m, e, with_grad);
+  if (with_grad) p.grads.col(b) += p.grads.col(m);  // (the padding rows too: no matter)
+  return left + right;
+}
+}  // namespace
+
+template <class T>
+double ScoreNetwork<T>::objective_sum_parallel(const BatchInputs<T>& batch, Objective objective,
+                                               Vec<T>* grad_sum, Index block_size) const {
   if (block_size < 1) throw std::invalid_argument("objective_sum_parallel: block_size must be positive");
   const Inputs<T> in = check_batch(arch_, batch, objective);
   const int L = static_cast<int>(arch_.hidden.size());
   const Net<T> net{arch_, offsets_, params_.data(), L};
   const Index n = in.n, blocks = (n + block_size - 1) / block_size;
   const Index P = params_.size();
-  struct Partial {
-    T value = 0;
-    Vec<T> grad;
-  };
   const bool want_grad = grad_sum != nullptr;
-  Partial identity;
-  if (want_grad) identity.grad.setZero(P);
-  Partial total = tbb::parallel_deterministic_reduce(
-      tbb::blocked_range<Index>(0, blocks, 1), identity,
-      [&](const tbb::blocked_range<Index>& r, Partial acc) {
+  if (n == 0) {
+    if (grad_sum) grad_sum->setZero(P);
+    return 0;
+  }
+  static thread_local BlockPartials<T> kept;
+  BlockPartials<T> own;
+  BlockPartials<T>& p = kept.busy ? own : kept;
+  p.busy = true;
+  struct Release {
+    bool& busy;
+    ~Release() { busy = false; }
+  } release{p.busy};
+  p.values.assign(static_cast<std::size_t>(blocks), 0.0);
+  // Each block's gradient starts 64-byte aligned, as a freshly allocated vector would: the
+  // reductions that accumulate into it then add in the same order as objective_sum's.
+  const Index stride = (P + 15) / 16 * 16;
+  if (want_grad && (p.grads.rows() != stride || p.grads.cols() < blocks)) p.grads.resize(stride, blocks);
+  tbb::parallel_for(
+      tbb::blocked_range<Index>(0, blocks, 1),
+      [&](const tbb::blocked_range<Index>& r) {
         Workspace<T>& ws = thread_workspace<T>();
         for (Index blk = r.begin(); blk != r.end(); ++blk) {
+          const Index c0 = blk * block_size;
           Inputs<T> sub = in;
-          sub.c0 = blk * block_size;
-          sub.n = std::min(block_size, n - sub.c0);
-          acc.value += objective_block(net, sub, objective, want_grad ? acc.grad.data() : nullptr, ws);
+          sub.c0 = c0;
+          sub.n = std::min(block_size, n - c0);
+          T* g = nullptr;
+          if (want_grad) {
+            p.grads.col(blk).setZero();
+            g = p.grads.col(blk).data();
+          }
+          p.values[static_cast<std::size_t>(blk)] = static_cast<double>(objective_block(net, sub, objective, g, ws));
         }
-        return acc;
       },
-      [&](Partial a, const Partial& b) {
-        a.value += b.value;
-        if (want_grad) a.grad += b.grad;
-        return a;
-      });
-  if (grad_sum) *grad_sum = std::move(total.grad);
-  if (grad_sum && grad_sum->size() != P) grad_sum->setZero(P);
-  return total.value;
+      tbb::simple_partitioner());
+  const double total = sum_tree(p, 0, blocks, want_grad);
+  if (grad_sum) *grad_sum = p.grads.col(0).head(P);
+  return total;
 }
 
 double objective_flops(const Architecture& arch, Objective objective, Index n, bool with_gradient) {

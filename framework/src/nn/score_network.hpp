@@ -106,12 +106,13 @@ class ScoreNetwork {
 
   // The same sum, computed data-parallel: the batch's columns are cut into consecutive blocks of
   // block_size samples (the last may be shorter), each block's value and gradient are computed
-  // by one task, and the blocks are summed by tbb::parallel_deterministic_reduce. The split tree
+  // by one task, and the blocks are summed in a fixed binary tree (values in double). The tree
   // depends only on the number of blocks, so the result is bit-identical for any thread count
   // (but differs in rounding from objective_sum over the whole batch, and between block sizes).
-  // Runs in the caller's task arena; limit threads with tbb::global_control or an arena.
-  T objective_sum_parallel(const BatchInputs<T>& batch, Objective objective, Vec<T>* grad_sum,
-                           Eigen::Index block_size = 64) const;
+  // The trainer's step. Runs in the caller's task arena; limit threads with
+  // tbb::global_control or an arena. Allocates nothing after the first call on a thread.
+  double objective_sum_parallel(const BatchInputs<T>& batch, Objective objective, Vec<T>* grad_sum,
+                                Eigen::Index block_size = 64) const;
 
  private:
   Architecture arch_;

@@ -611,15 +611,16 @@ struct BlockPartials {
   bool busy = false;
 };
 
-// Sums columns [b, e) of `grads` (and values[b, e)) into column b in a fixed binary tree: [b, m)
-// + [m, e) with m = b + (e − b)/2, the split of tbb::parallel_deterministic_reduce.
+// Sums values[b, e) and the first `rows` rows of grads' columns [b, e) (into column b) in a
+// fixed binary tree: [b, m) + [m, e) with m = b + (e − b)/2, the split that
+// tbb::parallel_deterministic_reduce makes.
 template <class T>
-double sum_tree(BlockPartials<T>& p, Index b, Index e, bool with_grad) {
+double sum_tree(BlockPartials<T>& p, Index b, Index e, Index rows) {
   if (e - b == 1) return p.values[static_cast<std::size_t>(b)];
   const Index m = b + (e - b) / 2;
-  const double left = sum_tree(p, b, m, with_grad);
-  const double right = sum_tree(p, m, e, with_grad);
-  if (with_grad) p.grads.col(b) += p.grads.col(m);  // (the padding rows too: no matter)
+  const double left = sum_tree(p, b, m, rows);
+  const double right = sum_tree(p, m, e, rows);
+  if (rows > 0) p.grads.col(b).head(rows) += p.grads.col(m).head(rows);
   return left + right;
 }
 }  // namespace
@@ -662,14 +663,14 @@ double ScoreNetwork<T>::objective_sum_parallel(const BatchInputs<T>& batch, Obje
           sub.n = std::min(block_size, n - c0);
           T* g = nullptr;
           if (want_grad) {
-            p.grads.col(blk).setZero();
+            p.grads.col(blk).head(P).setZero();
             g = p.grads.col(blk).data();
           }
           p.values[static_cast<std::size_t>(blk)] = static_cast<double>(objective_block(net, sub, objective, g, ws));
         }
       },
       tbb::simple_partitioner());
-  const double total = sum_tree(p, 0, blocks, want_grad);
+  const double total = sum_tree(p, 0, blocks, want_grad ? P : 0);
   if (grad_sum) *grad_sum = p.grads.col(0).head(P);
   return total;
 }

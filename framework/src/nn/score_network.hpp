@@ -110,7 +110,8 @@ class ScoreNetwork {
   // depends only on the number of blocks, so the result is bit-identical for any thread count
   // (but differs in rounding from objective_sum over the whole batch, and between block sizes).
   // The trainer's step. Runs in the caller's task arena; limit threads with
-  // tbb::global_control or an arena. Allocates nothing after the first call on a thread.
+  // tbb::global_control or an arena. After the first call on a thread it allocates nothing
+  // (given a grad_sum of the right size).
   double objective_sum_parallel(const BatchInputs<T>& batch, Objective objective, Vec<T>* grad_sum,
                                 Eigen::Index block_size = 64) const;
 

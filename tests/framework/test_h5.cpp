@@ -731,12 +731,26 @@ TEST(H5Errors, TruncatedFileNamesTheCauseAndTheFix) {
 
 TEST(H5Errors, HdfStackIsFoldedIntoOneLine) {
   TempDir dir;
-  const std::string nowhere = dir.file("no/such/dir/x.h5");
-  const std::string msg = error_of([&] { File::create(nowhere); });
-  EXPECT_THAT(msg, HasSubstr(nowhere + ": create failed: "));
-  EXPECT_THAT(msg, HasSubstr("No such file or directory"));
+  // A folder where the file should be: HDF5's own failure, its stack folded into one line.
+  const std::string folder = dir.file("taken.h5");
+  std::filesystem::create_directory(folder);
+  const std::string msg = error_of([&] { File::create(folder); });
+  EXPECT_THAT(msg, HasSubstr(folder + ": create failed: "));
+  EXPECT_THAT(msg, HasSubstr("Is a directory"));
   EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
   std::cout << "[message] " << msg << "\n";
+}
+
+TEST(H5Errors, CreatingInAMissingFolderSaysWhichFolder) {
+  TempDir dir;
+  const std::string nowhere = dir.file("no/such/dir/x.h5");
+  EXPECT_EQ(error_of([&] { File::create(nowhere); }),
+            nowhere + ": cannot be created: the folder '" + dir.file("no/such/dir") +
+                "' does not exist; create it first or write elsewhere");
+  const std::string plain = dir.file("plain");
+  std::ofstream(plain) << "x";
+  EXPECT_EQ(error_of([&] { File::create(plain + "/x.h5"); }),
+            plain + "/x.h5: cannot be created: '" + plain + "' is not a folder; create it first or write elsewhere");
 }
 
 TEST(H5Errors, MissingObjectsAttributesAndWrongSizes) {
@@ -773,7 +787,8 @@ TEST(H5Errors, MissingObjectsAttributesAndWrongSizes) {
 
 TEST(H5Errors, NothingIsPrintedToStderrOnAnyThread) {
   TempDir dir;
-  const std::string nowhere = dir.file("no/x.h5");
+  const std::string nowhere = dir.file("taken.h5");  // a folder: HDF5 itself fails
+  std::filesystem::create_directory(nowhere);
   testing::internal::CaptureStderr();
   std::string msg;
   // Debian's thread-safe HDF5 keeps the printing switch per thread: a writer stage running on a

@@ -1206,6 +1206,14 @@ std::vector<std::string> Dataset::attached_scales(unsigned axis) const {
 
 File File::create(const std::string& filename) {
   quiet();
+  // HDF5 says "unable to open file: ..., errno = 2, ..." for a missing folder; say which.
+  const std::filesystem::path folder = std::filesystem::path(filename).parent_path();
+  std::error_code ec;
+  if (!folder.empty() && !std::filesystem::is_directory(folder, ec))
+    throw Error(filename + ": cannot be created: " +
+                (std::filesystem::exists(folder, ec) ? "'" + folder.string() + "' is not a folder"
+                                                     : "the folder '" + folder.string() + "' does not exist") +
+                "; create it first or write elsewhere");
   Handle fcpl = plist(H5P_FILE_CREATE, filename);
   check(H5Pset_link_creation_order(fcpl.id(), crt_order_flags), filename,
         "H5Pset_link_creation_order");

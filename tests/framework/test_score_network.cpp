@@ -123,6 +123,24 @@ Problem make_problem(const Architecture& arch, std::uint64_t seed, Index n) {
   return p;
 }
 
+// A batch with f applied to each of its matrices.
+template <class T, class F>
+auto map_inputs(const BatchInputs<T>& b, F f) {
+  BatchInputs<typename decltype(f(b.z))::Scalar> out;
+  out.z = f(b.z);
+  out.dz = f(b.dz);
+  out.d2z = f(b.d2z);
+  out.x = f(b.x);
+  out.prior_score = f(b.prior_score);
+  out.probe = f(b.probe);
+  out.target = f(b.target);
+  return out;
+}
+BatchInputs<float> to_float(const BatchInputs<double>& b) {
+  return map_inputs(b, [](const MatD& m) { return Mat<float>(m.cast<float>()); });
+}
+
+
 // s_u at unconstrained parameters u (d × n).
 MatD score_at(const ScoreNetwork<double>& net, const MatD& u, const MatD& x) {
   const Features f = box_features(u);
@@ -464,14 +482,7 @@ TEST(ScoreNetwork, FloatAgreesWithDouble) {
         << "float and double initialise from the same draws";
     nf.parameters() = nd.parameters().cast<float>();
     const Problem p = make_problem(arch, s, 16);
-    BatchInputs<float> bf;
-    bf.z = p.batch.z.cast<float>();
-    bf.dz = p.batch.dz.cast<float>();
-    bf.d2z = p.batch.d2z.cast<float>();
-    bf.x = p.batch.x.cast<float>();
-    bf.prior_score = p.batch.prior_score.cast<float>();
-    bf.probe = p.batch.probe.cast<float>();
-    bf.target = p.batch.target.cast<float>();
+    const BatchInputs<float> bf = to_float(p.batch);
     for (Objective o : {Objective::ibp, Objective::sliced, Objective::latent}) {
       VecD gd;
       Vec<float> gf;
@@ -551,23 +562,13 @@ TEST(ScoreNetwork, ParallelSumIsTheFixedTreeOfBlockSums) {
     ScoreNetwork<float> net(arch);
     net.parameters() = make_net(arch, s).parameters().cast<float>();
     const Problem p = make_problem(arch, s, 200);
-    BatchInputs<float> b;
-    b.z = p.batch.z.cast<float>();
-    b.dz = p.batch.dz.cast<float>();
-    b.d2z = p.batch.d2z.cast<float>();
-    b.x = p.batch.x.cast<float>();
-    b.prior_score = p.batch.prior_score.cast<float>();
+    const BatchInputs<float> b = to_float(p.batch);
     double v[4];
     Vec<float> g[4];
     for (Index blk = 0; blk < 4; ++blk) {
       const Index c0 = 64 * blk, c = std::min<Index>(64, 200 - c0);
-      BatchInputs<float> one;
-      one.z = b.z.middleCols(c0, c);
-      one.dz = b.dz.middleCols(c0, c);
-      one.d2z = b.d2z.middleCols(c0, c);
-      one.x = b.x.middleCols(c0, c);
-      one.prior_score = b.prior_score.middleCols(c0, c);
-      v[blk] = net.objective_sum(one, Objective::ibp, &g[blk]);
+      v[blk] = net.objective_sum(map_inputs(b, [&](const auto& m) { return m.middleCols(c0, c).eval(); }),
+                                 Objective::ibp, &g[blk]);
     }
     const double v_tree = (v[0] + v[1]) + (v[2] + v[3]);
     const Vec<float> g_tree = (g[0] + g[1]) + (g[2] + g[3]);

@@ -7,6 +7,7 @@
 #include "fsbi/table_io.hpp"
 #include "h5/h5.hpp"
 #include "mle_common.hpp"
+#include "output_path.hpp"
 
 #include <fmt/format.h>
 
@@ -97,9 +98,9 @@ int cmd_fisher(const Args& args) {
   if (n < 2) throw UsageError("--num-simulations must be at least 2");
   if (threads < 0) throw UsageError("--threads must be 0 (all cores) or positive");
   if (n_obs < 0) throw UsageError("--observations must be positive");
-  std::error_code ec;
-  if (!output.empty() && fs::exists(output, ec) && !vm.count("overwrite"))
-    throw std::runtime_error(fmt::format("{} already exists; choose another --output or pass --overwrite", output));
+  if (!output.empty())
+    if (const std::string problem = output_path_problem(output, vm.count("overwrite") > 0); !problem.empty())
+      throw std::runtime_error(problem);
 
   std::optional<ScoreModel> model;
   if (!model_path.empty()) model.emplace(ScoreModel::load(model_path));

@@ -6,6 +6,7 @@
 #include "fsbi/table_io.hpp"
 #include "h5/h5.hpp"
 #include "mle_common.hpp"
+#include "output_path.hpp"
 
 #include <fmt/format.h>
 
@@ -77,9 +78,8 @@ int cmd_mle(const Args& args) {
   if (threads < 0) throw UsageError("--threads must be 0 (all cores) or positive");
   if (iterations < 1) throw UsageError("--iterations must be at least 1");
   if (per_iteration < 2) throw UsageError("--simulations-per-iteration must be at least 2");
-  std::error_code ec;
-  if (fs::exists(output, ec) && !vm.count("overwrite"))
-    throw std::runtime_error(fmt::format("{} already exists; choose another --output or pass --overwrite", output));
+  if (const std::string problem = output_path_problem(output, vm.count("overwrite") > 0); !problem.empty())
+    throw std::runtime_error(problem);
   const bool quiet = vm.count("quiet") > 0;
 
   MleSettings st;

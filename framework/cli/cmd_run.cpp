@@ -10,6 +10,7 @@
 #include "fsbi/sequential.hpp"
 #include "fsbi/simulation.hpp"
 #include "fsbi/trainer.hpp"
+#include "output_path.hpp"
 #include "sample_command.hpp"
 #include "sequential_file.hpp"
 #include "training_options.hpp"
@@ -117,9 +118,9 @@ int cmd_run(const Args& args) {
   const bool quiet = vm.count("quiet") > 0, resume = vm.count("resume") > 0;
   // Stage lines go out as they happen, also into a pipe or a log file (they time the stages).
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  if (const std::string problem = output_path_problem(output, vm.count("overwrite") > 0); !problem.empty())
+    throw std::runtime_error(problem);
   std::error_code ec;
-  if (fs::exists(output, ec) && !vm.count("overwrite"))
-    throw std::runtime_error(fmt::format("{} already exists; choose another --output or pass --overwrite", output));
   topts.finish();
 
   // Check everything cheap before the expensive stages.

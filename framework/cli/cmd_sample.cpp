@@ -3,6 +3,7 @@
 #include "fsbi/progress.hpp"
 #include "fsbi/version.hpp"
 #include "model_file.hpp"
+#include "output_path.hpp"
 #include "posterior_file.hpp"
 #include "sample_command.hpp"
 
@@ -132,9 +133,8 @@ int cmd_sample(const Args& args) {
                   "[--seed S] [--threads T]",
                   desc, vm))
     return exit_ok;
-  std::error_code ec;
-  if (fs::exists(output, ec) && !vm.count("overwrite"))
-    throw std::runtime_error(fmt::format("{} already exists; choose another --output or pass --overwrite", output));
+  if (const std::string problem = output_path_problem(output, vm.count("overwrite") > 0); !problem.empty())
+    throw std::runtime_error(problem);
   Posterior post = Posterior::load(model);
   const auto& info = post.model().info();
   const Table obs = read_table(observation, post.model().x_dim(), "observation",

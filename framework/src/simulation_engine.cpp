@@ -6,6 +6,7 @@
 #include "crash_context.hpp"
 #include "fsbi/version.hpp"
 #include "h5/h5.hpp"
+#include "output_path.hpp"
 #include "simulation_file.hpp"
 
 #include <fcntl.h>
@@ -177,11 +178,9 @@ SimulationReport run_simulations(const Simulator& simulator, const Prior& prior,
   if (output.empty()) throw SimulationError("no output file given (--output FILE)");
 
   const std::string partial = partial_path(output);
+  if (const std::string problem = output_path_problem(output, st.overwrite); !problem.empty())
+    throw SimulationError(problem);
   std::error_code ec;
-  if (fs::exists(output, ec) && !st.overwrite)
-    throw SimulationError(fmt::format("{} already exists; choose another --output or pass --overwrite", output));
-  if (const auto parent = fs::path(output).parent_path(); !parent.empty() && !fs::is_directory(parent, ec))
-    throw SimulationError(fmt::format("{}: folder {} does not exist", output, parent.string()));
 
   const RunDescription desc = describe_run(simulator, prior, prior_source, st);
   const std::uint64_t budget = failure_budget(st);

@@ -16,6 +16,7 @@
 #include "h5/h5.hpp"
 #include "model_file.hpp"
 #include "nn/score_network.hpp"
+#include "output_path.hpp"
 
 #include <fmt/format.h>
 #include <oneapi/tbb/global_control.h>
@@ -324,9 +325,9 @@ TrainingReport train_score_model(const SimulationData& data, const std::string& 
   for (int w : st.hidden)
     if (w < 1) throw TrainingError("--hidden: layer widths must be at least 1");
   if (output.empty()) throw TrainingError("no output file given (--output FILE)");
+  if (const std::string problem = output_path_problem(output, st.overwrite); !problem.empty())
+    throw TrainingError(problem);
   std::error_code ec;
-  if (fs::exists(output, ec) && !st.overwrite)
-    throw TrainingError(fmt::format("{} already exists; choose another --output or pass --overwrite", output));
   const std::string checkpoint = output + ".checkpoint";
   if (fs::exists(checkpoint, ec) && !st.resume)
     throw TrainingError(fmt::format("{} exists: an earlier training run was interrupted; continue it with "

@@ -112,6 +112,21 @@ TEST_F(CliSample, ClearErrors) {
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_THAT(run.err, HasSubstr("obs.csv: the header has 2 columns, simulator 'gaussian_linear' produces 10"));
   EXPECT_FALSE(std::filesystem::exists(file("x.h5")));
+  // An --output in a folder that does not exist: said before any sampling, for each command.
+  const std::string nowhere = file("no/such/dir/x.h5");
+  const std::string missing = nowhere + ": the folder '" + file("no/such/dir") +
+                              "' does not exist; create it or choose another --output";
+  const auto s = run_fsbi({"sample", "--model", file("model.h5"), "--observation", file("obs.csv"), "-o", nowhere,
+                           "--quiet"});
+  EXPECT_EQ(s.exit_code, 1);
+  EXPECT_THAT(s.err, HasSubstr(missing));
+  const auto t = run_fsbi({"train", "--data", file("data.h5"), "-o", nowhere, "--quiet"});
+  EXPECT_EQ(t.exit_code, 1);
+  EXPECT_THAT(t.err, HasSubstr(missing));
+  const auto r = run_fsbi({"run", "-s", "gaussian_linear", "--sim-opt", "dim=2", "--observation", file("obs.csv"),
+                           "-n", "100", "-o", nowhere, "--quiet"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr(missing));
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "h5/h5.hpp"
 
+#include "output_path.hpp"
+
 #include <hdf5_hl.h>
 
 #include <algorithm>
@@ -1207,13 +1209,13 @@ std::vector<std::string> Dataset::attached_scales(unsigned axis) const {
 File File::create(const std::string& filename) {
   quiet();
   // HDF5 says "unable to open file: ..., errno = 2, ..." for a missing folder; say which.
-  const std::filesystem::path folder = std::filesystem::path(filename).parent_path();
-  std::error_code ec;
-  if (!folder.empty() && !std::filesystem::is_directory(folder, ec))
+  if (const OutputFolder state = output_folder(filename); state != OutputFolder::usable) {
+    const std::string folder = std::filesystem::path(filename).parent_path().string();
     throw Error(filename + ": cannot be created: " +
-                (std::filesystem::exists(folder, ec) ? "'" + folder.string() + "' is not a folder"
-                                                     : "the folder '" + folder.string() + "' does not exist") +
+                (state == OutputFolder::not_a_folder ? "'" + folder + "' is not a folder"
+                                                     : "the folder '" + folder + "' does not exist") +
                 "; create it first or write elsewhere");
+  }
   Handle fcpl = plist(H5P_FILE_CREATE, filename);
   check(H5Pset_link_creation_order(fcpl.id(), crt_order_flags), filename,
         "H5Pset_link_creation_order");

@@ -5,8 +5,9 @@
 // - libxsmm (Debian's libxsmm-dev, FSBI_NN_LIBXSMM): just-in-time generated kernels for the
 //   CPU at hand, called on tiles of at most 128 rows × 64 columns × 256 depth that work on the
 //   operands where they lie (no packing). On the 2-core AVX-512 VM they run the 128 × 128 ×
-//   (6·64) products of a training step at ~195 GFLOP/s per core against ~120 for Eigen's kernel
-//   (bench/README.md, "Training step throughput"). libxsmm 1.17 generates no kernel with a transposed
+//   (6·64) products of a training step at ~195 GFLOP/s per core against ~120 for Eigen's kernel,
+//   and at 115 against 84 on a Zen 4 host, whose AVX-512 units are half width (bench/README.md,
+//   "Training step throughput"). libxsmm 1.17 generates no kernel with a transposed
 //   left operand, so op(A) = Aᵀ (always a weight matrix here, at most a few hundred square) is
 //   first copied transposed into the caller's buffer — a negligible cost next to the product.
 // - Eigen's own GEMM kernel, with packing buffers that persist in the caller's workspace. For

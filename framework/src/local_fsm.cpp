@@ -1,5 +1,6 @@
 // Local Fisher score matching, maximum likelihood and Fisher information (fsbi/local_fsm.hpp,
 // docs/mle.md).
+#include "gcc12_avx512_warnings.hpp"  // first: before any Eigen header
 #include "fsbi/local_fsm.hpp"
 
 #include "fsbi/random.hpp"

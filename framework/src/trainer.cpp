@@ -7,6 +7,7 @@
 // so the result does not depend on the thread count. Adam with warm-up and cosine decay; on a
 // stall of the validation loss, back to the best parameters at a lower rate (a few times), then
 // early stopping; the best parameters are kept.
+#include "gcc12_avx512_warnings.hpp"  // first: before any Eigen header
 #include "fsbi/trainer.hpp"
 
 #include "fsbi/prior.hpp"

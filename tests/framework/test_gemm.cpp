@@ -1,6 +1,7 @@
 // nn::gemm against Eigen's own product, for every operand layout, with and without accumulation,
 // at shapes that exercise the libxsmm back end's partial tiles (rows > 128, columns > 64,
 // depth > 256, and column blocks of larger matrices) and the degenerate ones.
+#include "gcc12_avx512_warnings.hpp"  // first: before any Eigen header
 #include "nn/gemm.hpp"
 
 #include <gtest/gtest.h>

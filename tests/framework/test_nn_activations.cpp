@@ -1,5 +1,6 @@
 // σ', σ'', σ''' of every activation against central differences of the next-lower order, in
 // float64 (STYLE point 10), and finiteness of all four in float32 at extreme pre-activations.
+#include "gcc12_avx512_warnings.hpp"  // first: before any Eigen header
 #include "nn/activations.hpp"
 
 #include <gtest/gtest.h>

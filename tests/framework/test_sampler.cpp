@@ -4,6 +4,7 @@
 // within k·var·√(2/ESS), with the (bulk) ESS the sampler reports and k = 4–5, so a correct sampler
 // fails with negligible probability while a biased one (wrong mode weights, a missing Metropolis
 // correction, a wrong preconditioner) fails clearly. Every seed is printed.
+#include "gcc12_avx512_warnings.hpp"  // first: before any Eigen header
 #include "fsbi/random.hpp"
 #include "fsbi/sampler.hpp"
 #include "test_support.hpp"

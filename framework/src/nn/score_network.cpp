@@ -13,6 +13,7 @@
 // Storage per level (Workspace): hc[l] = [h | T], ac[l] = [a | ȧ | g~], bar[l] = [h~ | T~ | δ],
 // so each layer's forward, input-adjoint and weight-gradient products are ONE GEMM over all
 // primal, tangent and (energy) adjoint columns.
+#include "gcc12_avx512_warnings.hpp"  // first: before any Eigen header
 #include "nn/score_network.hpp"
 
 #include "fsbi/random.hpp"

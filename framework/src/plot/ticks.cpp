@@ -26,7 +26,7 @@ std::string tidy_exponent(const std::string& s) {
   const auto e = s.find('e');
   if (e == std::string::npos) return s;
   std::string mantissa = s.substr(0, e), exponent = s.substr(e + 1);
-  std::string sign;
+  const char* sign = "";  // not a std::string: GCC 12 warns falsely on assigning "-" to one (PR 105329)
   if (!exponent.empty() && (exponent[0] == '+' || exponent[0] == '-')) {
     if (exponent[0] == '-') sign = "-";
     exponent.erase(0, 1);

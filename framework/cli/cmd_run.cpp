@@ -57,6 +57,7 @@ int run_rounds(const Simulator* sim, std::shared_ptr<const Prior> prior, const s
   const SequentialReport rep = run_sequential(in, output);
   if (!quiet) std::printf("[3/3] sampling the posterior for %lld observation(s)\n", static_cast<long long>(obs.rows()));
   Posterior post = Posterior::load(rep.model);
+  so.options.training_proposal = rep.proposal;
   const PosteriorDraws draws = draw_posterior(post, obs, so, seed, threads, quiet);
   write_posterior_file(output, rep.model, draws, obs, observation, seed, rep.pooled,
                        [&](h5::File& f) { write_rounds(f, output, rep); });

@@ -3,6 +3,7 @@
 #include "fsbi/random.hpp"
 #include "fsbi/simulation.hpp"
 #include "h5/h5.hpp"
+#include "sampling/starts.hpp"
 
 #include <fmt/format.h>
 
@@ -127,7 +128,8 @@ SamplingTarget Posterior::target(const Table& observations) const {
   return t;
 }
 
-Eigen::MatrixXd Posterior::nearest_starts(const Table& observations, int chains, std::string& used) const {
+Eigen::MatrixXd Posterior::nearest_starts(const Table& observations, int chains, const PooledProposal* proposal,
+                                          std::string& used) const {
   // The training pairs: in the same file (a run file) or the file the model names.
   std::string source;
   try {
@@ -176,6 +178,24 @@ Eigen::MatrixXd Posterior::nearest_starts(const Table& observations, int chains,
     used = "prior (no usable training pairs)";
     return {};
   }
+  // Pairs of a sequential run came from its rounds' proposals, not from the prior: the nearest
+  // ones hold θ in proportion to proposal × likelihood, so the starts would carry the earlier
+  // rounds' (model-made) mode weights into the posterior. Resampled with weights prior / proposal
+  // they hold θ in proportion to prior × likelihood again, as an amortised run's do.
+  std::optional<PooledProposal> stored;
+  if (!proposal) {
+    // Not owned: the model's prior outlives this call and nothing here keeps a copy.
+    stored = sampling::read_pooled_proposal(source, std::shared_ptr<const Prior>(std::shared_ptr<const Prior>{}, &model_.prior()));
+    if (stored) proposal = &*stored;
+  }
+  if (proposal && proposal->rounds().size() > 1) {
+    if (const Eigen::VectorXd w = sampling::prior_over_proposal(*proposal, starts.leftCols(filled)); w.size() > 0) {
+      starts = sampling::systematic_resample(starts.leftCols(filled), w, chains);
+      used = fmt::format("nearest ({} training pairs from {}, weighted by prior / proposal)",
+                         std::min<Eigen::Index>(filled, chains), source);
+      return starts;
+    }
+  }
   for (int c = filled; c < chains; ++c) starts.col(c) = starts.col(c % filled);
   used = fmt::format("nearest ({} training pairs from {})", std::min<Eigen::Index>(filled, chains), source);
   return starts;
@@ -194,7 +214,7 @@ PosteriorDraws Posterior::sample(const Table& observations, int n, const Posteri
   out.method = to_string(st.method);
   Eigen::MatrixXd init;
   if (options.init == "nearest") {
-    init = nearest_starts(observations, st.chains, out.init);
+    init = nearest_starts(observations, st.chains, options.training_proposal.get(), out.init);
   } else if (options.init == "prior") {
     out.init = "prior";
   } else {

@@ -165,6 +165,8 @@ SequentialReport run_sequential(const SequentialInputs& in, const std::string& p
         PosteriorOptions po = in.posterior;
         po.sampler.seed = round_seed(seed, r);
         po.sampler.threads = in.simulation.threads;
+        // Nearest starts from the pooled pairs so far, weighted back to the prior.
+        if (proposals.size() > 1) po.training_proposal = std::make_shared<const PooledProposal>(proposals, counts);
         po.sampler.method = in.sampler_method == "auto"
                                 ? (post.model().is_energy() ? SamplerMethod::mala : SamplerMethod::ula)
                                 : parse_sampler_method(in.sampler_method);
@@ -255,6 +257,7 @@ SequentialReport run_sequential(const SequentialInputs& in, const std::string& p
     report.pooled = pooled;
     report.rounds.push_back(rr);
   }
+  if (proposals.size() > 1) report.proposal = std::make_shared<const PooledProposal>(proposals, counts);
   return report;
 }
 

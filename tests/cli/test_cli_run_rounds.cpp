@@ -96,6 +96,10 @@ TEST_F(CliRunRounds, RunFileHoldsEveryRoundsProposalPairsAndModel) {
   EXPECT_THAT(t.err, HasSubstr("sequential rounds"));
   EXPECT_THAT(t.err, HasSubstr("biased"));
 
+  // The chains started from the pooled pairs nearest the observation, weighted by prior /
+  // pooled proposal so that they stand for prior draws again (sampling/starts.hpp).
+  EXPECT_THAT(f.open_group("posterior").attribute_string("init"), HasSubstr("weighted by prior / proposal"));
+
   // The file reloads as a Posterior and the stage files are gone.
   EXPECT_NO_THROW(Posterior::load(tmp.file("run.h5")));
   for (const auto& e : std::filesystem::directory_iterator(tmp.path()))
@@ -149,6 +153,10 @@ TEST_F(CliRunRounds, OneRoundIsTheAmortisedRun) {
   EXPECT_FALSE(f.exists("rounds"));
   EXPECT_EQ(read_simulations(tmp.file("one.h5")).theta.rows(), 900);
   EXPECT_TRUE(read_model(tmp.file("one.h5")).info.training_proposal.empty());
+  // Prior draws: the nearest pairs start the chains as they are.
+  const std::string init = f.open_group("posterior").attribute_string("init");
+  EXPECT_THAT(init, HasSubstr("nearest"));
+  EXPECT_THAT(init, testing::Not(HasSubstr("weighted")));
 }
 
 TEST_F(CliRunRounds, BadSequentialSettingsGetClearErrors) {

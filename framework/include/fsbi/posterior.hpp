@@ -10,6 +10,7 @@
 //   auto draws = post.sample(obs, 10000, {});
 #pragma once
 
+#include "fsbi/proposal.hpp"
 #include "fsbi/sampler.hpp"
 #include "fsbi/score_model.hpp"
 #include "fsbi/table_io.hpp"
@@ -25,6 +26,12 @@ struct PosteriorOptions {
   // Chain starting points: "nearest" — the θ of the training pairs whose x is nearest the
   // observations (no extra simulations; needs the training data), "prior" — prior draws.
   std::string init = "nearest";
+  // Where the training pairs' θ came from when not from the prior: a sequential run's pooled
+  // proposal. Nearest starts are then resampled from the nearest pairs with weights prior /
+  // proposal, so they stand for prior draws again and the chains inherit the simulator's mode
+  // weights, not an earlier round's model's. Unset: a run file's /rounds gives it; otherwise the
+  // pairs are taken to be prior draws.
+  std::shared_ptr<const PooledProposal> training_proposal;
   // Chains per parameter set: with n requested samples, draws per chain = ceil(n / chains).
 };
 
@@ -61,7 +68,8 @@ class Posterior {
 
  private:
   Posterior(ScoreModel model, std::string path) : model_(std::move(model)), path_(std::move(path)) {}
-  Eigen::MatrixXd nearest_starts(const Table& observations, int chains, std::string& used) const;
+  Eigen::MatrixXd nearest_starts(const Table& observations, int chains, const PooledProposal* proposal,
+                                 std::string& used) const;
 
   ScoreModel model_;
   std::string path_;

@@ -62,6 +62,9 @@ struct SequentialReport {
   std::string model;   // the last round's model file
   std::string pooled;  // the simulation file with every round's pairs (what the model trained on)
   std::vector<RoundReport> rounds;
+  // The density the pooled pairs came from (every round's proposal, weighted by its pairs): give
+  // it to PosteriorOptions::training_proposal when sampling the last model. Null for one round.
+  std::shared_ptr<const PooledProposal> proposal;
 };
 
 // Inputs of a sequential run. `simulation` gives the total budget (num_simulations), the seed, the

@@ -137,6 +137,10 @@ SequentialReport run_sequential(const SequentialInputs& in, const std::string& p
   std::vector<RoundProposal> proposals;
   std::vector<std::uint64_t> counts;
   std::vector<SimulationData> pairs;
+  // The density the pooled θ's come from — the mixture of every round's proposal so far, weighted
+  // by its pairs. It trains round r's model, weights the starts of the posterior that fits round
+  // r + 1's proposal, and goes into the report; null while only the prior has been used.
+  std::shared_ptr<const PooledProposal> pooled_proposal;
   for (int r = 1; r <= R; ++r) {
     RoundReport rr;
     rr.round = r;
@@ -166,7 +170,7 @@ SequentialReport run_sequential(const SequentialInputs& in, const std::string& p
         po.sampler.seed = round_seed(seed, r);
         po.sampler.threads = in.simulation.threads;
         // Nearest starts from the pooled pairs so far, weighted back to the prior.
-        if (proposals.size() > 1) po.training_proposal = std::make_shared<const PooledProposal>(proposals, counts);
+        po.training_proposal = pooled_proposal;
         po.sampler.method = in.sampler_method == "auto"
                                 ? (post.model().is_energy() ? SamplerMethod::mala : SamplerMethod::ula)
                                 : parse_sampler_method(in.sampler_method);
@@ -216,6 +220,7 @@ SequentialReport run_sequential(const SequentialInputs& in, const std::string& p
     if (rr.rows == 0)
       throw SequentialError(fmt::format("round {}: every simulation failed; nothing to train on", r));
     counts.push_back(rr.rows);
+    if (r > 1) pooled_proposal = std::make_shared<const PooledProposal>(proposals, counts);
 
     // The pooled pairs and the model.
     const std::string pooled = r == 1 ? sfile : stage_file(prefix, r, "pooled");
@@ -235,7 +240,7 @@ SequentialReport run_sequential(const SequentialInputs& in, const std::string& p
           train_score_model(sfile, ts, mfile);
         } else {
           const SimulationData data = read_simulations(pooled);
-          const PooledProposal q(proposals, counts);
+          const PooledProposal& q = *pooled_proposal;
           TrainingProposal tp;
           // The description names every round's proposal by fingerprint, so a checkpoint left by
           // training with other proposals is not resumed.
@@ -257,7 +262,7 @@ SequentialReport run_sequential(const SequentialInputs& in, const std::string& p
     report.pooled = pooled;
     report.rounds.push_back(rr);
   }
-  if (proposals.size() > 1) report.proposal = std::make_shared<const PooledProposal>(proposals, counts);
+  report.proposal = pooled_proposal;
   return report;
 }
 

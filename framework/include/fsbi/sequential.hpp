@@ -42,8 +42,8 @@ struct SequentialSettings {
   // later rounds. 0: every round gets an equal share.
   double first_round_fraction = 0;
   int components = 5;                 // Gaussian-mixture components of each proposal
-  // Proposal standard deviations × this. 2 measured best of 1.2, 2 and 3 on gaussian_linear and
-  // two_moons (docs/sequential.md#widening).
+  // Proposal standard deviations × this. 2 measured better than 1.2 on gaussian_linear and
+  // two_moons, and than 3 on gaussian_linear (docs/sequential.md#widening).
   double widen = 2.0;
   double defensive_fraction = 0.1;    // share of each proposal drawn from the prior
   int proposal_samples = 4000;        // posterior samples the proposal is fitted to

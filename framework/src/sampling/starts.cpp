@@ -36,8 +36,9 @@ std::optional<PooledProposal> read_pooled_proposal(const std::string& run_file, 
 }
 
 Eigen::VectorXd prior_over_proposal(const PooledProposal& pooled, const Eigen::MatrixXd& u) {
-  const RoundProposal prior(pooled.rounds().front().prior_ptr());
-  const Eigen::RowVectorXd log_w = prior.log_density_u(u) - pooled.log_density_u(u);
+  // π_u through round 1's prior and transform (every round shares the transform: PooledProposal checks).
+  const RoundProposal& first = pooled.rounds().front();
+  const Eigen::RowVectorXd log_w = first.transform().prior_log_density(first.prior(), u) - pooled.log_density_u(u);
   const double top = log_w.maxCoeff();
   if (!std::isfinite(top)) return {};
   Eigen::VectorXd w = (log_w.array() - top).exp().transpose();

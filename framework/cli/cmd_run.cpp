@@ -107,7 +107,12 @@ int cmd_run(const Args& args) {
       ("defensive-fraction", po::value(&sq.defensive_fraction)->default_value(sq.defensive_fraction),
        "share of each proposal drawn from the prior")
       ("proposal-samples", po::value(&sq.proposal_samples)->default_value(sq.proposal_samples),
-       "posterior samples each proposal is fitted to");
+       "posterior samples each proposal is fitted to")
+      ("truncated-share", po::value(&sq.truncated_share)->default_value(sq.truncated_share),
+       "share of each proposal's focused draws from the prior truncated to the mixture's region (0: the mixture "
+       "alone, 1: the truncated prior alone)")
+      ("truncation-quantile", po::value(&sq.truncation_quantile)->default_value(sq.truncation_quantile),
+       "the region's edge: this quantile of the mixture's log density over the posterior samples");
   topts.add_to(desc);
   add_sampling_options(desc, so);
   po::variables_map vm;

@@ -99,6 +99,15 @@ class Fnv1a {
   std::uint64_t h_ = 0xcbf29ce484222325ULL;
 };
 
+// log σ(z) = −log(1 + e^−z) without overflow either way.
+double log_sigmoid(double z) { return z >= 0.0 ? -std::log1p(std::exp(-z)) : z - std::log1p(std::exp(z)); }
+
+// Z = E_π_u[σ(z(u))] for a truncation (PriorTruncation): the mean over a fixed set of prior draws
+// (seed and counters below), in a fixed order, so a proposal rebuilt from its file has the same Z.
+constexpr std::uint64_t kTruncationSeed = 0x7472756e63617465ULL;  // "truncate"
+constexpr Eigen::Index kTruncationDraws = Eigen::Index{1} << 18;
+constexpr Eigen::Index kTruncationBatch = 4096;
+
 bool same_transform(const ParameterTransform& a, const ParameterTransform& b) {
   if (a.maps() != b.maps() || a.low().size() != b.low().size() || a.high().size() != b.high().size()) return false;
   for (Eigen::Index i = 0; i < a.low().size(); ++i) {
@@ -447,7 +456,8 @@ ParameterTransform transform_for(const std::shared_ptr<const Prior>& prior) {
 RoundProposal::RoundProposal(std::shared_ptr<const Prior> prior)
     : prior_(std::move(prior)), transform_(transform_for(prior_)) {}
 
-RoundProposal::RoundProposal(std::shared_ptr<const Prior> prior, GaussianMixture mixture, double defensive_fraction)
+RoundProposal::RoundProposal(std::shared_ptr<const Prior> prior, GaussianMixture mixture, double defensive_fraction,
+                             std::optional<PriorTruncation> truncation)
     : prior_(std::move(prior)), transform_(transform_for(prior_)), alpha_(defensive_fraction) {
   if (!(alpha_ > 0.0 && alpha_ <= 1.0)) {
     throw ProposalError(fmt::format("RoundProposal: defensive fraction {} must be in (0, 1] (1 = the prior alone); "
@@ -462,6 +472,70 @@ RoundProposal::RoundProposal(std::shared_ptr<const Prior> prior, GaussianMixture
   mixture_ = std::move(mixture);
   log_alpha_ = std::log(alpha_);
   log_one_minus_alpha_ = std::log1p(-alpha_);  // −inf for α = 1
+  if (truncation) {
+    const PriorTruncation& t = *truncation;
+    if (!std::isfinite(t.threshold) || !(std::isfinite(t.width) && t.width > 0.0) || t.candidates < 1 ||
+        !(t.mixture_share >= 0.0 && t.mixture_share < 1.0)) {
+      throw ProposalError(fmt::format("RoundProposal: truncation threshold {} must be finite, width {} positive, "
+                                      "candidates {} at least 1 and mixture share {} in [0, 1)",
+                                      t.threshold, t.width, t.candidates, t.mixture_share));
+    }
+    truncation_ = t;
+    const int d = dim();
+    double sum = 0.0;
+    Eigen::MatrixXd theta(d, kTruncationBatch);
+    for (Eigen::Index b = 0; b < kTruncationDraws; b += kTruncationBatch) {
+      for (Eigen::Index j = 0; j < kTruncationBatch; ++j) {
+        CounterRng rng(kTruncationSeed, Stream::proposal, static_cast<std::uint64_t>(b + j), 1);
+        prior_->sample(rng, std::span<double>(theta.col(j).data(), static_cast<std::size_t>(d)));
+      }
+      const Eigen::MatrixXd u = transform_.to_unconstrained(theta);
+      const Eigen::RowVectorXd lg = mixture_->log_density(u);
+      for (Eigen::Index j = 0; j < kTruncationBatch; ++j) {
+        if (u.col(j).allFinite()) sum += std::exp(log_sigmoid((lg[j] - t.threshold) / t.width));
+      }
+    }
+    const double z = sum / static_cast<double>(kTruncationDraws);
+    log_z_ = std::log(z);  // −inf when no draw falls inside: then t = g
+    const double log_none = static_cast<double>(t.candidates) * std::log1p(-z);  // no candidate accepted
+    log_one_minus_beta_ = z > 0.0 ? std::log1p(-t.mixture_share) + std::log(-std::expm1(log_none)) : -kInf;
+    log_beta_ = log_add(t.mixture_share > 0.0 ? std::log(t.mixture_share) : -kInf,
+                        std::log1p(-t.mixture_share) + log_none);
+  }
+}
+
+void RoundProposal::evaluate_focus_u(const Eigen::MatrixXd& u, Eigen::RowVectorXd* log_density,
+                                     Eigen::MatrixXd* score) const {
+  check_u_rows(u, dim(), "RoundProposal");
+  if (!mixture_) throw ProposalError("RoundProposal::evaluate_focus_u: round 1's proposal is the prior alone");
+  if (!truncation_) {
+    mixture_->evaluate(u, log_density, score);
+    return;
+  }
+  Eigen::RowVectorXd lg;
+  Eigen::MatrixXd gg;
+  mixture_->evaluate(u, &lg, &gg);
+  const Eigen::RowVectorXd lp = transform_.prior_log_density(*prior_, u);
+  Eigen::MatrixXd gp;
+  if (score) gp = transform_.prior_score(*prior_, u);
+  const double tau = truncation_->threshold, h = truncation_->width;
+  const Eigen::Index n = u.cols();
+  Eigen::RowVectorXd lt(n);
+  if (score) score->resize(u.rows(), n);
+  for (Eigen::Index j = 0; j < n; ++j) {
+    const double z = (lg[j] - tau) / h;
+    const double a = log_one_minus_beta_ == -kInf ? -kInf : log_one_minus_beta_ + lp[j] + log_sigmoid(z) - log_z_;
+    const double b = log_beta_ + lg[j];
+    lt[j] = log_add(a, b);
+    if (!score) continue;
+    const double ra = std::exp(a - lt[j]), rb = std::exp(b - lt[j]);
+    auto s = score->col(j);
+    s.setZero();
+    // ∇ log(π_u σ(z)) = ∇ log π_u + σ(−z)·∇ log g / h.
+    if (ra > 0.0 || std::isnan(ra)) s += ra * (gp.col(j) + (std::exp(log_sigmoid(-z)) / h) * gg.col(j));
+    if (rb > 0.0 || std::isnan(rb)) s += rb * gg.col(j);
+  }
+  if (log_density) *log_density = lt;
 }
 
 void RoundProposal::evaluate_u(const Eigen::MatrixXd& u, Eigen::RowVectorXd* log_density,
@@ -475,7 +549,7 @@ void RoundProposal::evaluate_u(const Eigen::MatrixXd& u, Eigen::RowVectorXd* log
   }
   Eigen::RowVectorXd lg;
   Eigen::MatrixXd gg;
-  mixture_->evaluate(u, &lg, score ? &gg : nullptr);
+  evaluate_focus_u(u, &lg, score ? &gg : nullptr);
   const Eigen::Index n = u.cols();
   Eigen::RowVectorXd lq(n);
   for (Eigen::Index j = 0; j < n; ++j) lq[j] = log_add(log_alpha_ + lp[j], log_one_minus_alpha_ + lg[j]);
@@ -521,7 +595,35 @@ void RoundProposal::sample_theta(CounterRng& rng, std::span<double> theta) const
   prior_->sample(rng, theta);  // drawn whichever part is picked: a fixed number of words
   Eigen::MatrixXd u(d, 1);
   mixture_->sample(rng, std::span<double>(u.data(), static_cast<std::size_t>(d)));
-  if (v < alpha_) return;  // the prior's draw
+  if (truncation_) {
+    // M prior candidates with M acceptance uniforms, and one uniform for the share drawn from g
+    // directly: all drawn whatever is kept (a fixed number of words).
+    const int M = truncation_->candidates;
+    Eigen::MatrixXd cand(d, M);
+    Eigen::VectorXd w(M);
+    for (int m = 0; m < M; ++m) {
+      prior_->sample(rng, std::span<double>(cand.col(m).data(), static_cast<std::size_t>(d)));
+      w[m] = rng.uniform();
+    }
+    const double v_share = rng.uniform();
+    if (v < alpha_) return;  // the prior's draw
+    const auto first_accepted = [&]() -> bool {
+      const Eigen::MatrixXd cu = transform_.to_unconstrained(cand);
+      const Eigen::RowVectorXd lg = mixture_->log_density(cu);
+      for (int m = 0; m < M; ++m) {
+        if (!cu.col(m).allFinite()) continue;  // on a box face: σ = 0 there
+        if (std::log(w[m]) < log_sigmoid((lg[m] - truncation_->threshold) / truncation_->width)) {
+          for (int i = 0; i < d; ++i) theta[static_cast<std::size_t>(i)] = cand(i, m);
+          return true;
+        }
+      }
+      return false;
+    };
+    if (v_share >= truncation_->mixture_share && first_accepted()) return;
+    // Otherwise (the share drawn from g, or no candidate accepted): the mixture's draw below.
+  } else if (v < alpha_) {
+    return;  // the prior's draw
+  }
   const auto& maps = transform_.maps();
   for (int i = 0; i < d; ++i) {
     const CoordinateMap m = maps[static_cast<std::size_t>(i)];
@@ -548,8 +650,17 @@ std::string RoundProposal::description() const {
   h.add(mixture_->means);
   for (const auto& c : mixture_->covariances) h.add(c);
   h.add(prior_->spec());
+  if (truncation_) {
+    h.add(truncation_->threshold);
+    h.add(truncation_->width);
+    h.add(static_cast<double>(truncation_->candidates));
+    h.add(truncation_->mixture_share);
+  }
   const int K = mixture_->components();
-  return fmt::format("{:.6g}·mixture({} component{}, fingerprint {:016x}) + {:.6g}·{}", 1.0 - alpha_, K,
+  const std::string part = truncation_ ? fmt::format("truncated-prior(τ {:.6g}, h {:.6g}, Z {:.4g}; ", truncation_->threshold,
+                                                     truncation_->width, std::exp(log_z_))
+                                       : std::string("mixture(");
+  return fmt::format("{:.6g}·{}{} component{}, fingerprint {:016x}) + {:.6g}·{}", 1.0 - alpha_, part, K,
                      K == 1 ? "" : "s", h.value(), alpha_, prior_->spec());
 }
 
@@ -651,6 +762,12 @@ void check_span(std::size_t size, int dim, const char* what) {
   }
 }
 
+double focus_log_density(const RoundProposal& q, const Eigen::MatrixXd& u) {
+  Eigen::RowVectorXd l;
+  q.evaluate_focus_u(u, &l, nullptr);
+  return l[0];
+}
+
 int checked_round(int round) {
   if (round < 1) throw ProposalError(fmt::format("ProposalPrior: round {} must be at least 1", round));
   return round;
@@ -677,7 +794,7 @@ double ProposalPrior::log_density(std::span<const double> theta) const {
       proposal_.transform().to_unconstrained(Eigen::Map<const Eigen::MatrixXd>(theta.data(), dim(), 1));
   const double prior_part = std::log(alpha) + lp;
   if (!u.allFinite()) return prior_part;  // on a box face: the mixture part vanishes there
-  const double mixture_part = std::log1p(-alpha) + g->log_density(u)[0] -
+  const double mixture_part = std::log1p(-alpha) + focus_log_density(proposal_, u) -
                               proposal_.transform().log_abs_det_jacobian(u)[0];
   return log_add(prior_part, mixture_part);
 }
@@ -695,7 +812,7 @@ void ProposalPrior::grad_log_density(std::span<const double> theta, std::span<do
   if (!u.allFinite()) return;  // on a box face: the prior part alone
   Eigen::RowVectorXd lg;
   Eigen::MatrixXd gg;
-  g->evaluate(u, &lg, &gg);
+  proposal_.evaluate_focus_u(u, &lg, &gg);
   const double prior_part = std::log(alpha) + prior.log_density(theta);
   const double mixture_part = std::log1p(-alpha) + lg[0] - tr.log_abs_det_jacobian(u)[0];
   const double total = log_add(prior_part, mixture_part);

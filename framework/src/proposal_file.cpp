@@ -5,7 +5,10 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+#include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <vector>
 
 namespace fsbi {
@@ -139,7 +142,43 @@ GaussianMixture read_gaussian_mixture(const std::string& path, const std::string
   }
 }
 
-void write_proposal_file(const std::string& path, const GaussianMixture& mixture, double defensive_fraction) {
+void write_prior_truncation(h5::Group& group, const PriorTruncation& truncation) {
+  group.set_attribute("truncation_threshold", truncation.threshold);
+  group.set_attribute("truncation_width", truncation.width);
+  group.set_attribute("truncation_candidates", static_cast<std::int64_t>(truncation.candidates));
+  group.set_attribute("truncation_mixture_share", truncation.mixture_share);
+}
+
+std::optional<PriorTruncation> read_prior_truncation(const h5::Group& group) {
+  const char* names[] = {"truncation_threshold", "truncation_width", "truncation_candidates",
+                         "truncation_mixture_share"};
+  int present = 0;
+  for (const char* n : names) present += group.has_attribute(n) ? 1 : 0;
+  if (present == 0) return std::nullopt;
+  if (present != 4) {
+    throw ProposalError(fmt::format("{} has only some of the attributes truncation_threshold, truncation_width, "
+                                    "truncation_candidates and truncation_mixture_share: the file is incomplete; "
+                                    "delete it to rerun the round",
+                                    group.path()));
+  }
+  PriorTruncation t;
+  t.threshold = group.attribute_double("truncation_threshold");
+  t.width = group.attribute_double("truncation_width");
+  const std::int64_t m = group.attribute_int("truncation_candidates");
+  t.mixture_share = group.attribute_double("truncation_mixture_share");
+  if (!std::isfinite(t.threshold) || !(std::isfinite(t.width) && t.width > 0.0) || m < 1 ||
+      m > std::numeric_limits<int>::max() || !(t.mixture_share >= 0.0 && t.mixture_share < 1.0)) {
+    throw ProposalError(fmt::format("{}: truncation threshold {}, width {}, candidates {}, mixture share {}: "
+                                    "expected a finite threshold, a positive width, at least 1 candidate and a "
+                                    "share in [0, 1)",
+                                    group.path(), t.threshold, t.width, m, t.mixture_share));
+  }
+  t.candidates = static_cast<int>(m);
+  return t;
+}
+
+void write_proposal_file(const std::string& path, const GaussianMixture& mixture, double defensive_fraction,
+                         const std::optional<PriorTruncation>& truncation) {
   if (!(defensive_fraction > 0.0 && defensive_fraction <= 1.0)) {
     throw ProposalError(fmt::format("{}: defensive fraction {} must be in (0, 1]", path, defensive_fraction));
   }
@@ -149,6 +188,7 @@ void write_proposal_file(const std::string& path, const GaussianMixture& mixture
     stamp_fsbi_file(file);
     h5::Group g = file.create_group("proposal");
     g.set_attribute("defensive_fraction", defensive_fraction);
+    if (truncation) write_prior_truncation(g, *truncation);
     write_gaussian_mixture(g, mixture);
     file.close();
   }
@@ -157,7 +197,8 @@ void write_proposal_file(const std::string& path, const GaussianMixture& mixture
   if (ec) throw ProposalError(fmt::format("cannot rename {} to {}: {}", partial, path, ec.message()));
 }
 
-GaussianMixture read_proposal_file(const std::string& path, double* defensive_fraction) {
+GaussianMixture read_proposal_file(const std::string& path, double* defensive_fraction,
+                                   std::optional<PriorTruncation>* truncation) {
   try {
     const h5::File file = h5::File::open(path);
     if (!file.is_group("proposal")) {
@@ -170,7 +211,9 @@ GaussianMixture read_proposal_file(const std::string& path, double* defensive_fr
                                       alpha));
     }
     GaussianMixture mixture = read_gaussian_mixture(g);
+    const std::optional<PriorTruncation> t = read_prior_truncation(g);
     if (defensive_fraction) *defensive_fraction = alpha;
+    if (truncation) *truncation = t;
     return mixture;
   } catch (const h5::Error& e) {
     throw ProposalError(fmt::format("cannot read a proposal from {}: {}", path, e.what()));

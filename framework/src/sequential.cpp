@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -118,6 +119,12 @@ SequentialReport run_sequential(const SequentialInputs& in, const std::string& p
     throw SequentialError("--defensive-fraction must be in (0, 1]: the prior's share keeps the proposal "
                           "positive wherever the prior is");
   if (sq.proposal_samples < 100) throw SequentialError("--proposal-samples must be at least 100");
+  if (!(sq.truncated_share >= 0 && sq.truncated_share <= 1))
+    throw SequentialError(fmt::format("--truncated-share {}: give a value in [0, 1] (0: the mixture alone, 1: the "
+                                      "truncated prior alone)",
+                                      sq.truncated_share));
+  if (!(sq.truncation_quantile >= 0 && sq.truncation_quantile < 1))
+    throw SequentialError(fmt::format("--truncation-quantile {}: give a value in [0, 1)", sq.truncation_quantile));
   if (in.observations.rows() < 1 || in.observations.cols() != sim.data_dim())
     throw SequentialError(fmt::format("sequential rounds need observations with {} values (simulator '{}')",
                                       sim.data_dim(), sim.name()));
@@ -149,19 +156,28 @@ SequentialReport run_sequential(const SequentialInputs& in, const std::string& p
 
     // The proposal.
     std::optional<GaussianMixture> mixture;
+    std::optional<PriorTruncation> truncation;
     if (r > 1) {
       const std::string pfile = stage_file(prefix, r, "proposal");
       const auto t0 = std::chrono::steady_clock::now();
       if (in.resume && fs::exists(pfile, ec)) {
         log(fmt::format("{} proposal: reusing {}", tag, pfile));
         double stored_alpha = 0;
-        mixture = read_proposal_file(pfile, &stored_alpha);
-        // The rounds' pairs were drawn with the stored fraction: training with another would use
-        // the wrong density.
+        mixture = read_proposal_file(pfile, &stored_alpha, &truncation);
+        // The rounds' pairs were drawn with the stored fraction and shape: training with others
+        // would use the wrong density.
         if (stored_alpha != sq.defensive_fraction)
           throw SequentialError(fmt::format("{} was made with --defensive-fraction {}, not {}: resume with the "
                                             "original settings, or delete the run's stage files to start over",
                                             pfile, stored_alpha, sq.defensive_fraction));
+        // (The file holds s = 1 − share, computed as below, so equal settings compare equal.)
+        const bool same_shape = truncation ? sq.truncated_share > 0 && truncation->mixture_share == 1.0 - sq.truncated_share
+                                           : sq.truncated_share == 0;
+        if (!same_shape)
+          throw SequentialError(fmt::format("{} was made with --truncated-share {:g}, not {:g}: resume with the "
+                                            "original settings, or delete the run's stage files to start over",
+                                            pfile, truncation ? 1.0 - truncation->mixture_share : 0.0,
+                                            sq.truncated_share));
       } else {
         log(fmt::format("{} [3/3] sampling {} draws of round {}'s posterior to fit the proposal", tag,
                         sq.proposal_samples, r - 1));
@@ -183,15 +199,30 @@ SequentialReport run_sequential(const SequentialInputs& in, const std::string& p
         fs_settings.components = sq.components;
         fs_settings.seed = round_seed(seed, r);
         mixture = fit_gaussian_mixture(u_all(Eigen::all, keep), fs_settings).widened(sq.widen);
-        write_proposal_file(pfile, *mixture, sq.defensive_fraction);
+        if (sq.truncated_share > 0) {
+          Eigen::RowVectorXd lg = mixture->log_density(u_all(Eigen::all, keep));
+          std::sort(lg.begin(), lg.end());
+          const auto at = static_cast<Eigen::Index>(sq.truncation_quantile * static_cast<double>(lg.size() - 1));
+          truncation = PriorTruncation{lg[at], 1.0, 64, 1.0 - sq.truncated_share};
+        }
+        write_proposal_file(pfile, *mixture, sq.defensive_fraction, truncation);
       }
       rr.fit_seconds = seconds_since(t0);
     }
-    proposals.push_back(mixture ? RoundProposal(in.prior, *mixture, sq.defensive_fraction) : RoundProposal(in.prior));
-    rr.proposal = r == 1 ? "the prior " + prior.spec()
-                         : fmt::format("{:g}·mixture({} components, widened ×{:g}) + {:g}·prior",
-                                       1 - sq.defensive_fraction, mixture->components(), sq.widen,
-                                       sq.defensive_fraction);
+    proposals.push_back(mixture ? RoundProposal(in.prior, *mixture, sq.defensive_fraction, truncation)
+                                : RoundProposal(in.prior));
+    if (r == 1) {
+      rr.proposal = "the prior " + prior.spec();
+    } else if (truncation) {
+      const double a = sq.defensive_fraction, s = truncation->mixture_share;
+      rr.proposal = fmt::format("{:g}·prior truncated to the region of a {}-component mixture widened ×{:g} (Z = {:.3g}) "
+                                "+ {:g}·that mixture + {:g}·prior",
+                                (1 - a) * (1 - s), mixture->components(), sq.widen,
+                                std::exp(proposals.back().truncation_log_mass()), (1 - a) * s, a);
+    } else {
+      rr.proposal = fmt::format("{:g}·mixture({} components, widened ×{:g}) + {:g}·prior", 1 - sq.defensive_fraction,
+                                mixture->components(), sq.widen, sq.defensive_fraction);
+    }
 
     // The simulations.
     const std::string sfile = stage_file(prefix, r, "simulations");
@@ -280,9 +311,11 @@ void write_rounds(h5::File& run_file, const std::string& prefix, const Sequentia
     first_row += static_cast<std::int64_t>(rr.rows);
     if (rr.round > 1) {
       double defensive = 0;
-      const GaussianMixture mix = read_proposal_file(stage_file(prefix, rr.round, "proposal"), &defensive);
+      std::optional<PriorTruncation> truncation;
+      const GaussianMixture mix = read_proposal_file(stage_file(prefix, rr.round, "proposal"), &defensive, &truncation);
       h5::Group p = g.create_group("proposal");
       p.set_attribute("defensive_fraction", defensive);
+      if (truncation) write_prior_truncation(p, *truncation);
       write_gaussian_mixture(p, mix);
     }
     write_model_group(g, read_model(stage_file(prefix, rr.round, "model")), "model");

@@ -22,6 +22,7 @@
 #include "proposal_file.hpp"
 #include "test_support.hpp"
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -37,6 +38,7 @@
 #include <limits>
 #include <memory>
 #include <numbers>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -486,6 +488,91 @@ TEST(RoundProposal, IntegratesToOne) {
   EXPECT_NEAR(pooled_mass, 1.0, 1e-4);
 }
 
+// A later round with the prior truncated to the region where log g ≥ −2d (edge width 0.7, 16
+// candidates, 30 % from g itself), g a 3-component mixture: a region holding some but not all of
+// the prior's mass.
+RoundProposal truncated_proposal(const std::string& spec, int d, std::uint64_t seed, double alpha = 0.1) {
+  return RoundProposal(prior_of(spec, d), random_mixture(d, 3, seed, 0.5), alpha,
+                       PriorTruncation{-2.0 * d, 0.7, 16, 0.3});
+}
+
+TEST(RoundProposal, TruncatedScoreMatchesFiniteDifferences) {
+  const std::uint64_t seed = test::announce_seed("Proposal.TruncatedScore", 417);
+  for (const std::string& spec : kPriorSpecs) {
+    for (const int d : {1, 2, 5}) {
+      const RoundProposal q = truncated_proposal(spec, d, seed + static_cast<std::uint64_t>(d));
+      const double z = std::exp(q.truncation_log_mass());
+      ASSERT_TRUE(z > 1e-3 && z < 0.999) << spec << " d = " << d << ": Z = " << z;
+      const Eigen::MatrixXd u = test_points(d, seed);
+      const Eigen::RowVectorXd lq = q.log_density_u(u);
+      ASSERT_TRUE(lq.allFinite()) << spec << " d = " << d;
+      const Eigen::MatrixXd exact = q.score_u(u);
+      ASSERT_TRUE(exact.allFinite()) << spec << " d = " << d;
+      const Eigen::MatrixXd fd = fd_gradient([&](const Eigen::MatrixXd& v) { return q.log_density_u(v); }, u);
+      EXPECT_LE(worst_error(label(spec, d) + fmt::format(", truncated (Z {:.3f})", z), fd, exact, u), kFdTolerance)
+          << spec << " d = " << d;
+      // The focused part alone too (what ProposalPrior differentiates).
+      Eigen::RowVectorXd lt;
+      Eigen::MatrixXd gt;
+      q.evaluate_focus_u(u, &lt, &gt);
+      const Eigen::MatrixXd fdt = fd_gradient(
+          [&](const Eigen::MatrixXd& v) {
+            Eigen::RowVectorXd l;
+            q.evaluate_focus_u(v, &l, nullptr);
+            return l;
+          },
+          u);
+      EXPECT_LE(worst_error(label(spec, d) + ", truncated part alone", fdt, gt, u), kFdTolerance);
+    }
+  }
+}
+
+TEST(RoundProposal, TruncationMassMatchesQuadrature) {
+  const std::uint64_t seed = test::announce_seed("Proposal.TruncationMass", 418);
+  // One dimension, a box prior: Z = ∫ π_u σ((log g − τ)/h) du by the midpoint rule against the
+  // estimate from 2^18 prior draws (standard error ≤ √(Z(1 − Z)/2^18)), and ∫ q du = 1 to the
+  // same relative accuracy (only the truncated part's normalisation uses the estimate).
+  const auto prior = prior_of("uniform(-1, 3)", 1);
+  const ParameterTransform t = ParameterTransform::for_prior(*prior);
+  const GaussianMixture g = random_mixture(1, 3, seed, 0.8);
+  for (const double tau : {-1.0, -3.0, -6.0}) {
+    const PriorTruncation tr{tau, 0.5, 8};
+    const RoundProposal q(prior, g, 0.3, tr);
+    const double z_quad = integrate_1d(
+        [&](const Eigen::MatrixXd& u) {
+          Eigen::RowVectorXd out = t.prior_log_density(*prior, u);
+          const Eigen::RowVectorXd lg = g.log_density(u);
+          for (Eigen::Index j = 0; j < u.cols(); ++j) out[j] -= std::log1p(std::exp(-(lg[j] - tau) / 0.5));
+          return out;
+        },
+        -80, 80, 160000);
+    const double z = std::exp(q.truncation_log_mass());
+    const double se = std::sqrt(z_quad * (1 - z_quad) / std::ldexp(1.0, 18));
+    const double mass = integrate_1d([&](const Eigen::MatrixXd& u) { return q.log_density_u(u); }, -80, 80, 160000);
+    std::printf("τ = %g: Z %.5f, by quadrature %.5f (%.2f SE); ∫ q du − 1 = %.2e\n", tau, z, z_quad,
+                (z - z_quad) / se, mass - 1.0);
+    EXPECT_LE(std::abs(z - z_quad), kSigmas * se) << "τ = " << tau;
+    EXPECT_NEAR(mass, 1.0, kSigmas * se / z_quad + 1e-4) << "τ = " << tau;
+  }
+  // Bad settings are named.
+  try {
+    (void)RoundProposal(prior, g, 0.3, PriorTruncation{-1.0, 0.0, 8});
+    ADD_FAILURE() << "width 0 accepted";
+  } catch (const ProposalError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("width 0 positive"));
+  }
+  EXPECT_THROW((void)RoundProposal(prior, g, 0.3, PriorTruncation{kInf, 1.0, 8}), ProposalError);
+  EXPECT_THROW((void)RoundProposal(prior, g, 0.3, PriorTruncation{-1.0, 1.0, 0}), ProposalError);
+  EXPECT_THROW((void)RoundProposal(prior, g, 0.3, PriorTruncation{-1.0, 1.0, 8, 1.0}), ProposalError);
+  // A region the prior never reaches: Z = 0, and the truncated part is g itself.
+  const RoundProposal far(prior, g, 0.3, PriorTruncation{50.0, 0.01, 8});
+  const Eigen::MatrixXd u = test_points(1, seed);
+  EXPECT_EQ(far.truncation_log_mass(), -kInf);
+  Eigen::RowVectorXd lt;
+  far.evaluate_focus_u(u, &lt, nullptr);
+  EXPECT_EQ(lt, g.log_density(u));
+}
+
 TEST(PooledProposal, ScoreMatchesFiniteDifferences) {
   const std::uint64_t seed = test::announce_seed("Proposal.PooledScore", 410);
   for (const std::string& spec : kPriorSpecs) {
@@ -548,8 +635,8 @@ Moments moments_by_quadrature(const ProposalPrior& p, double lo, double hi, Eige
 }
 
 void check_sampling(const std::string& spec, const GaussianMixture& g, double alpha, double lo, double hi,
-                    std::uint64_t seed) {
-  const ProposalPrior p(RoundProposal(prior_of(spec, 1), g, alpha), 2);
+                    std::uint64_t seed, std::optional<PriorTruncation> truncation = std::nullopt) {
+  const ProposalPrior p(RoundProposal(prior_of(spec, 1), g, alpha, truncation), 2);
   const Moments m = moments_by_quadrature(p, lo, hi, 400000);
   constexpr int kN = 50000;
   std::vector<double> theta(kN);
@@ -569,9 +656,10 @@ void check_sampling(const std::string& spec, const GaussianMixture& g, double al
   var /= kN - 1;
   const double se_mean = std::sqrt(m.var / kN);
   const double se_var = std::sqrt((m.mu4 - m.var * m.var) / kN);
-  std::printf("%s: ∫ q_θ dθ − 1 = %.2e; mean %.5f vs %.5f (%.2f SE), var %.5f vs %.5f (%.2f SE)\n", spec.c_str(),
-              m.mass - 1.0, mean, m.mean, (mean - m.mean) / se_mean, var, m.var, (var - m.var) / se_var);
-  EXPECT_NEAR(m.mass, 1.0, 1e-6) << spec;
+  std::printf("%s%s: ∫ q_θ dθ − 1 = %.2e; mean %.5f vs %.5f (%.2f SE), var %.5f vs %.5f (%.2f SE)\n", spec.c_str(),
+              truncation ? " truncated" : "", m.mass - 1.0, mean, m.mean, (mean - m.mean) / se_mean, var, m.var, (var - m.var) / se_var);
+  // The truncated part is normalised by Z estimated from 2^18 draws (TruncationMassMatchesQuadrature).
+  EXPECT_NEAR(m.mass, 1.0, truncation ? 2e-3 : 1e-6) << spec;
   EXPECT_LE(std::abs(mean - m.mean), kSigmas * se_mean) << spec;
   EXPECT_LE(std::abs(var - m.var), kSigmas * se_var) << spec;
   EXPECT_EQ(from_faces, 0) << spec << ": draws on a face of the box";
@@ -592,12 +680,28 @@ TEST(ProposalPrior, SamplesMatchLogDensity) {
                  seed + 1);
 }
 
+TEST(ProposalPrior, TruncatedSamplesMatchLogDensity) {
+  const std::uint64_t seed = test::announce_seed("Proposal.TruncatedSampleTheta", 419);
+  Eigen::MatrixXd m(1, 2);
+  m << -1.0, 1.5;
+  const GaussianMixture box_g(Eigen::Vector2d(0.4, 0.6), m, {column({0.36}), column({0.16})});
+  // Z ≈ 0.3 for the box: with 4 candidates β = (1 − Z)^4 ≈ 0.24 of the focused draws fall back to
+  // g, so both branches of the sampler are exercised; with 64, β ≈ 1e-10.
+  check_sampling("uniform(-1, 2)", box_g, 0.25, -60, 60, seed, PriorTruncation{-1.5, 0.5, 4});
+  check_sampling("uniform(-1, 2)", box_g, 0.25, -60, 60, seed + 1, PriorTruncation{-1.5, 0.5, 64});
+  check_sampling("uniform(-1, 2)", box_g, 0.25, -60, 60, seed + 3, PriorTruncation{-1.5, 0.5, 64, 0.5});
+  m << 0.0, 0.8;
+  check_sampling("lognormal(0.2, 0.5)",
+                 GaussianMixture(Eigen::Vector2d(0.5, 0.5), m, {column({0.04}), column({0.09})}), 0.2, -12, 12,
+                 seed + 2, PriorTruncation{0.0, 1.0, 8});
+}
+
 TEST(ProposalPrior, LogDensityIsTheChangeOfVariables) {
   const std::uint64_t seed = test::announce_seed("Proposal.ChangeOfVariables", 412);
   double worst = 0;
-  for (const std::string& spec : kPriorSpecs) {
+  for (const bool truncated : {false, true}) for (const std::string& spec : kPriorSpecs) {
     for (const int d : {1, 2, 5}) {
-      const ProposalPrior p(round_proposal(spec, d, seed), 3);
+      const ProposalPrior p(truncated ? truncated_proposal(spec, d, seed) : round_proposal(spec, d, seed), 3);
       const ParameterTransform& t = p.proposal().transform();
       Eigen::MatrixXd u = test_points(d, seed).leftCols(25);  // moderate |u|: θ well inside
       const Eigen::MatrixXd theta = t.to_constrained(u);
@@ -607,7 +711,7 @@ TEST(ProposalPrior, LogDensityIsTheChangeOfVariables) {
         const double got = p.log_density({theta.col(j).data(), static_cast<std::size_t>(d)});
         const double e = std::abs(got - expected[j]) / std::max(1.0, std::abs(expected[j]));
         worst = std::max(worst, e);
-        EXPECT_LE(e, 1e-12) << spec << " d = " << d << " column " << j;
+        EXPECT_LE(e, 1e-12) << spec << " d = " << d << " column " << j << (truncated ? " truncated" : "");
       }
     }
   }
@@ -616,9 +720,9 @@ TEST(ProposalPrior, LogDensityIsTheChangeOfVariables) {
 
 TEST(ProposalPrior, GradientMatchesFiniteDifferencesInTheta) {
   const std::uint64_t seed = test::announce_seed("Proposal.ThetaGradient", 413);
-  for (const std::string& spec : kPriorSpecs) {
+  for (const bool truncated : {false, true}) for (const std::string& spec : kPriorSpecs) {
     for (const int d : {1, 2, 5}) {
-      const ProposalPrior p(round_proposal(spec, d, seed), 2);
+      const ProposalPrior p(truncated ? truncated_proposal(spec, d, seed) : round_proposal(spec, d, seed), 2);
       const ParameterTransform& t = p.proposal().transform();
       const Eigen::MatrixXd theta = t.to_constrained(test_points(d, seed).leftCols(25) * 0.5);
       const auto ld = [&](const Eigen::MatrixXd& th) {
@@ -644,7 +748,8 @@ TEST(ProposalPrior, GradientMatchesFiniteDifferencesInTheta) {
           fd(i, j) = (at(-2) - 8 * at(-1) + 8 * at(1) - at(2)) / (12 * h);
         }
       }
-      EXPECT_LE(worst_error("ProposalPrior ∇θ " + label(spec, d), fd, exact, theta), kFdTolerance);
+      EXPECT_LE(worst_error("ProposalPrior ∇θ " + label(spec, d) + (truncated ? ", truncated" : ""), fd, exact, theta),
+                kFdTolerance);
     }
   }
 }
@@ -706,6 +811,20 @@ TEST(ProposalPrior, FixedDrawCountAndStrictlyInsideTheBox) {
   }
   std::printf("%d of 2000 draws from the mixture (expected ~1400), all strictly inside\n", picked_mixture);
   EXPECT_GT(picked_mixture, 1200);
+
+  // Truncated: 6 words as above plus M × (2 prior words + 1 acceptance uniform) and the uniform
+  // that picks the share drawn from g, whichever candidate (or none) is kept.
+  const ProposalPrior pt(RoundProposal(prior_of("uniform(-1, 1)", 2), random_mixture(2, 2, seed), 0.3,
+                                       PriorTruncation{-1.0, 0.5, 5}),
+                         2);
+  for (std::uint64_t k = 0; k < 500; ++k) {
+    CounterRng rng(seed, Stream::prior, k);
+    double theta[2];
+    pt.sample(rng, theta);
+    CounterRng ref(seed, Stream::prior, k);
+    for (int w = 0; w < 6 + 5 * 3 + 1; ++w) ref.next_u64();
+    ASSERT_EQ(rng.next_u64(), ref.next_u64()) << "truncated draw " << k;
+  }
 }
 
 TEST(ProposalPrior, DrivesTheSimulationEngine) {
@@ -766,6 +885,34 @@ TEST(ProposalFile, RoundTripIsBitIdentical) {
   EXPECT_EQ(alpha, 0.15);
   EXPECT_TRUE(same_bits(q.means, g.means));
   EXPECT_FALSE(std::filesystem::exists(pfile + ".partial"));
+  std::optional<PriorTruncation> none = PriorTruncation{};
+  (void)read_proposal_file(pfile, &alpha, &none);
+  EXPECT_FALSE(none.has_value());
+
+  // With a truncation: its three numbers come back exactly.
+  const std::string tfile = dir.file("round3.proposal.h5");
+  write_proposal_file(tfile, g, 0.1, PriorTruncation{-2.718281828459045, 0.75, 48, 0.3});
+  std::optional<PriorTruncation> tr;
+  (void)read_proposal_file(tfile, &alpha, &tr);
+  ASSERT_TRUE(tr.has_value());
+  EXPECT_EQ(tr->threshold, -2.718281828459045);
+  EXPECT_EQ(tr->width, 0.75);
+  EXPECT_EQ(tr->candidates, 48);
+  EXPECT_EQ(tr->mixture_share, 0.3);
+  // Only some of the attributes: named.
+  {
+    h5::File f = h5::File::open(tfile, h5::Access::read_write);
+    h5::Group gp = f.open_group("proposal");
+    gp.set_attribute("truncation_width", -1.0);
+    f.close();
+  }
+  try {
+    (void)read_proposal_file(tfile, &alpha, &tr);
+    ADD_FAILURE() << "a negative truncation width was accepted";
+  } catch (const ProposalError& e) {
+    std::printf("bad truncation: %s\n", e.what());
+    EXPECT_THAT(e.what(), AllOf(HasSubstr(tfile + ":/proposal"), HasSubstr("width -1")));
+  }
 }
 
 std::string read_error(const std::string& path, const std::string& group) {

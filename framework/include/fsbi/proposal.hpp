@@ -114,7 +114,25 @@ struct MixtureFitSettings {
 // or invalid settings.
 GaussianMixture fit_gaussian_mixture(const Eigen::MatrixXd& u, const MixtureFitSettings& settings = {});
 
-// One round's proposal q_r(u) = (1 − α)·g_r(u) + α·π_u(u), or π_u alone (round 1).
+// The support-covering alternative to a mixture's shape (docs/sequential.md#truncated-prior): the
+// prior restricted, with a smooth edge, to where the fitted mixture g is not negligible,
+//
+//   t(u) = (1 − β)·π_u(u)·σ(z(u)) / Z + β·g(u),   z(u) = (log g(u) − τ) / h,   Z = E_π_u[σ(z)],
+//   β = s + (1 − s)·(1 − Z)^M.
+//
+// This is exactly the density of the sampler RoundProposal::sample_theta runs: with probability s
+// a draw of g; otherwise M prior draws, each accepted with probability σ(z), the first accepted
+// one kept, and a draw of g when none is. Z is estimated once, deterministically, from 2^18 prior
+// draws (so a proposal rebuilt from its file is the same).
+struct PriorTruncation {
+  double threshold = 0.0;      // τ, in units of log g
+  double width = 1.0;          // h > 0: σ falls from 0.88 to 0.12 over τ + 2h … τ − 2h
+  int candidates = 64;         // M ≥ 1 prior draws per proposal draw
+  double mixture_share = 0.0;  // s ∈ [0, 1): share of the draws taken from g itself
+};
+
+// One round's proposal q_r(u) = (1 − α)·g_r(u) + α·π_u(u), or π_u alone (round 1); with a
+// PriorTruncation, t(u) above takes the place of g_r(u).
 //
 // The prior is held by shared_ptr<const Prior> (shared with copies of the proposal and every
 // ProposalPrior made from it), so it lives as long as any of them; parse_prior's unique_ptr
@@ -126,7 +144,8 @@ class RoundProposal {
   explicit RoundProposal(std::shared_ptr<const Prior> prior);
   // A later round. α ∈ (0, 1] (α = 1 keeps the mixture but gives it no weight); the mixture
   // must be finalized with the prior's dimension. Throws ProposalError otherwise.
-  RoundProposal(std::shared_ptr<const Prior> prior, GaussianMixture mixture, double defensive_fraction);
+  RoundProposal(std::shared_ptr<const Prior> prior, GaussianMixture mixture, double defensive_fraction,
+                std::optional<PriorTruncation> truncation = std::nullopt);
 
   int dim() const { return prior_->dim(); }
   const Prior& prior() const { return *prior_; }
@@ -134,6 +153,12 @@ class RoundProposal {
   const ParameterTransform& transform() const { return transform_; }
   const std::optional<GaussianMixture>& mixture() const { return mixture_; }
   double defensive_fraction() const { return alpha_; }
+  const std::optional<PriorTruncation>& truncation() const { return truncation_; }
+  double truncation_log_mass() const { return log_z_; }  // log Z (0 without a truncation)
+
+  // The part drawn with probability 1 − α, in u: log g_r (or log t) and its gradient, (1 × n)
+  // and (d × n); either pointer may be null. Requires a mixture (ProposalError otherwise).
+  void evaluate_focus_u(const Eigen::MatrixXd& u, Eigen::RowVectorXd* log_density, Eigen::MatrixXd* score) const;
 
   // log q_r(u) (1 × n) and ∇u log q_r(u) (d × n), log-sum-exp over the two parts.
   Eigen::RowVectorXd log_density_u(const Eigen::MatrixXd& u) const;
@@ -160,6 +185,8 @@ class RoundProposal {
   std::shared_ptr<const Prior> prior_;
   ParameterTransform transform_;
   std::optional<GaussianMixture> mixture_;
+  std::optional<PriorTruncation> truncation_;
+  double log_z_ = 0.0, log_beta_ = 0.0, log_one_minus_beta_ = 0.0;
   double alpha_ = 1.0;
   double log_alpha_ = 0.0, log_one_minus_alpha_ = 0.0;
 };

@@ -47,6 +47,12 @@ struct SequentialSettings {
   double widen = 2.0;
   double defensive_fraction = 0.1;    // share of each proposal drawn from the prior
   int proposal_samples = 4000;        // posterior samples the proposal is fitted to
+  // Share of each later round's focused draws taken from the prior truncated to the region where
+  // the widened mixture g has mass (PriorTruncation, docs/sequential.md#the-truncated-prior); the
+  // rest come from g itself. 0: g alone; 1: the truncated prior alone.
+  double truncated_share = 0.0;
+  // The region's edge τ: this quantile of log g over the posterior samples g was fitted to.
+  double truncation_quantile = 1e-3;
 };
 
 // The simulations of each round: n_r for r = 1..R, summing to `total`.

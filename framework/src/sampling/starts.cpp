@@ -27,7 +27,8 @@ std::optional<PooledProposal> read_pooled_proposal(const std::string& run_file, 
       proposals.emplace_back(prior);
     } else {
       const h5::Group p = g.open_group("proposal");
-      proposals.emplace_back(prior, read_gaussian_mixture(p), p.attribute_double("defensive_fraction"));
+      proposals.emplace_back(prior, read_gaussian_mixture(p), p.attribute_double("defensive_fraction"),
+                             read_prior_truncation(p));
     }
     rows.push_back(n);
   }

@@ -657,9 +657,10 @@ std::string RoundProposal::description() const {
     h.add(truncation_->mixture_share);
   }
   const int K = mixture_->components();
-  const std::string part = truncation_ ? fmt::format("truncated-prior(τ {:.6g}, h {:.6g}, Z {:.4g}; ", truncation_->threshold,
-                                                     truncation_->width, std::exp(log_z_))
-                                       : std::string("mixture(");
+  const std::string part =
+      truncation_ ? fmt::format("truncated-prior(τ {:.6g}, h {:.6g}, Z {:.4g}, mixture share {:.6g}; ",
+                                truncation_->threshold, truncation_->width, std::exp(log_z_), truncation_->mixture_share)
+                  : std::string("mixture(");
   return fmt::format("{:.6g}·{}{} component{}, fingerprint {:016x}) + {:.6g}·{}", 1.0 - alpha_, part, K,
                      K == 1 ? "" : "s", h.value(), alpha_, prior_->spec());
 }

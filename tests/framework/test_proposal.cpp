@@ -421,18 +421,22 @@ RoundProposal round_proposal(const std::string& spec, int d, std::uint64_t seed,
   return RoundProposal(prior_of(spec, d), random_mixture(d, 3, seed, 0.5), alpha);
 }
 
+// log q_r finite and ∇u log q_r against finite differences at u.
+void check_round_score(const RoundProposal& q, const Eigen::MatrixXd& u, const std::string& what) {
+  const Eigen::RowVectorXd lq = q.log_density_u(u);
+  ASSERT_TRUE(lq.allFinite()) << what;
+  const Eigen::MatrixXd exact = q.score_u(u);
+  ASSERT_TRUE(exact.allFinite()) << what;
+  const Eigen::MatrixXd fd = fd_gradient([&](const Eigen::MatrixXd& v) { return q.log_density_u(v); }, u);
+  EXPECT_LE(worst_error(what, fd, exact, u), kFdTolerance) << what;
+}
+
 TEST(RoundProposal, ScoreMatchesFiniteDifferences) {
   const std::uint64_t seed = test::announce_seed("Proposal.RoundScore", 408);
   for (const std::string& spec : kPriorSpecs) {
     for (const int d : {1, 2, 5}) {
-      const RoundProposal q = round_proposal(spec, d, seed + static_cast<std::uint64_t>(d));
-      const Eigen::MatrixXd u = test_points(d, seed);
-      const Eigen::RowVectorXd lq = q.log_density_u(u);
-      ASSERT_TRUE(lq.allFinite()) << spec << " d = " << d;
-      const Eigen::MatrixXd exact = q.score_u(u);
-      ASSERT_TRUE(exact.allFinite()) << spec << " d = " << d;
-      const Eigen::MatrixXd fd = fd_gradient([&](const Eigen::MatrixXd& v) { return q.log_density_u(v); }, u);
-      EXPECT_LE(worst_error(label(spec, d), fd, exact, u), kFdTolerance) << spec << " d = " << d;
+      check_round_score(round_proposal(spec, d, seed + static_cast<std::uint64_t>(d)), test_points(d, seed),
+                        label(spec, d));
     }
   }
 }
@@ -504,13 +508,7 @@ TEST(RoundProposal, TruncatedScoreMatchesFiniteDifferences) {
       const double z = std::exp(q.truncation_log_mass());
       ASSERT_TRUE(z > 1e-3 && z < 0.999) << spec << " d = " << d << ": Z = " << z;
       const Eigen::MatrixXd u = test_points(d, seed);
-      const Eigen::RowVectorXd lq = q.log_density_u(u);
-      ASSERT_TRUE(lq.allFinite()) << spec << " d = " << d;
-      const Eigen::MatrixXd exact = q.score_u(u);
-      ASSERT_TRUE(exact.allFinite()) << spec << " d = " << d;
-      const Eigen::MatrixXd fd = fd_gradient([&](const Eigen::MatrixXd& v) { return q.log_density_u(v); }, u);
-      EXPECT_LE(worst_error(label(spec, d) + fmt::format(", truncated (Z {:.3f})", z), fd, exact, u), kFdTolerance)
-          << spec << " d = " << d;
+      check_round_score(q, u, label(spec, d) + fmt::format(", truncated (Z {:.3f})", z));
       // The focused part alone too (what ProposalPrior differentiates).
       Eigen::RowVectorXd lt;
       Eigen::MatrixXd gt;
@@ -772,6 +770,17 @@ TEST(ProposalPrior, PriorInterface) {
   EXPECT_NE(spec, ProposalPrior(RoundProposal(prior, random_mixture(2, 5, 2), 0.1), 2).spec());
   EXPECT_NE(spec, ProposalPrior(RoundProposal(prior, random_mixture(2, 5, 1), 0.2), 2).spec());
   EXPECT_EQ(spec, ProposalPrior(RoundProposal(prior, random_mixture(2, 5, 1), 0.1), 2).spec());
+  // A truncation is named with its numbers, and any change of them changes the fingerprint.
+  const auto truncated = [&](double share) {
+    return ProposalPrior(RoundProposal(prior, random_mixture(2, 5, 1), 0.1, PriorTruncation{-1.5, 1.0, 64, share}), 2)
+        .spec();
+  };
+  const std::string ts = truncated(0.5);
+  std::printf("truncated spec: %s\n", ts.c_str());
+  EXPECT_THAT(ts, AllOf(HasSubstr("proposal(round 2: 0.9·truncated-prior(τ -1.5, h 1, Z "),
+                        HasSubstr("mixture share 0.5; 5 components, fingerprint ")));
+  EXPECT_NE(ts, truncated(0.25));
+  EXPECT_NE(ts.substr(ts.find("fingerprint")), spec.substr(spec.find("fingerprint")));
 
   const double outside[2] = {1.5, 0.0};
   EXPECT_FALSE(p.in_support(outside));

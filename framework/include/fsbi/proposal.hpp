@@ -114,7 +114,7 @@ struct MixtureFitSettings {
 // or invalid settings.
 GaussianMixture fit_gaussian_mixture(const Eigen::MatrixXd& u, const MixtureFitSettings& settings = {});
 
-// The support-covering alternative to a mixture's shape (docs/sequential.md#truncated-prior): the
+// The support-covering alternative to a mixture's shape (docs/sequential.md#the-truncated-prior): the
 // prior restricted, with a smooth edge, to where the fitted mixture g is not negligible,
 //
 //   t(u) = (1 − β)·π_u(u)·σ(z(u)) / Z + β·g(u),   z(u) = (log g(u) − τ) / h,   Z = E_π_u[σ(z)],
@@ -160,7 +160,8 @@ class RoundProposal {
   // and (d × n); either pointer may be null. Requires a mixture (ProposalError otherwise).
   void evaluate_focus_u(const Eigen::MatrixXd& u, Eigen::RowVectorXd* log_density, Eigen::MatrixXd* score) const;
 
-  // log q_r(u) (1 × n) and ∇u log q_r(u) (d × n), log-sum-exp over the two parts.
+  // log q_r(u) (1 × n) and ∇u log q_r(u) (d × n), log-sum-exp over the two parts (g_r, or t_r
+  // with a truncation, and π_u).
   Eigen::RowVectorXd log_density_u(const Eigen::MatrixXd& u) const;
   Eigen::MatrixXd score_u(const Eigen::MatrixXd& u) const;
   void evaluate_u(const Eigen::MatrixXd& u, Eigen::RowVectorXd* log_density, Eigen::MatrixXd* score) const;
@@ -173,7 +174,9 @@ class RoundProposal {
   // θ that still rounds onto a face (a box narrow relative to |θ|) is moved one ulp inside, so a
   // mixture draw is always strictly inside the support and has a finite u. The clamp moves the
   // mixture's mass beyond ±30 (< e^-30 relative to the box prior's own there) onto ±30;
-  // log densities ignore it.
+  // log densities ignore it. With a truncation, M candidates from the prior, their M acceptance
+  // uniforms and one uniform for the mixture's share are drawn as well, every time
+  // (PriorTruncation).
   void sample_theta(CounterRng& rng, std::span<double> theta) const;
 
   // "0.9·mixture(5 components, fingerprint 0123456789abcdef) + 0.1·uniform(-1, 1)", or the
@@ -220,7 +223,8 @@ class PooledProposal {
 // A RoundProposal as a Prior over θ, so run_simulations can draw a round's θ's from it.
 //
 //   sample          RoundProposal::sample_theta
-//   log_density(θ)  log q_θ(θ) = log-sum-exp(log α + log π(θ), log(1 − α) + log g(u) − log|dθ/du|),
+//   log_density(θ)  log q_θ(θ) = log-sum-exp(log α + log π(θ), log(1 − α) + log g(u) − log|dθ/du|)
+//                   (t in place of g with a truncation),
 //                   u = T⁻¹(θ); −inf outside the prior's support. Equal to
 //                   log q_u(u) − log|det ∂θ/∂u| inside; on a box face (u = ±inf), where the mixture
 //                   part vanishes, it is log α + log π(θ).

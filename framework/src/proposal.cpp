@@ -453,6 +453,15 @@ ParameterTransform transform_for(const std::shared_ptr<const Prior>& prior) {
 
 }  // namespace
 
+void PriorTruncation::validate() const {
+  if (!std::isfinite(threshold) || !(std::isfinite(width) && width > 0.0) || candidates < 1 ||
+      !(mixture_share >= 0.0 && mixture_share < 1.0)) {
+    throw ProposalError(fmt::format("truncation threshold {} must be finite, width {} positive, candidates {} at "
+                                    "least 1 and mixture share {} in [0, 1)",
+                                    threshold, width, candidates, mixture_share));
+  }
+}
+
 RoundProposal::RoundProposal(std::shared_ptr<const Prior> prior)
     : prior_(std::move(prior)), transform_(transform_for(prior_)) {}
 
@@ -474,12 +483,7 @@ RoundProposal::RoundProposal(std::shared_ptr<const Prior> prior, GaussianMixture
   log_one_minus_alpha_ = std::log1p(-alpha_);  // −inf for α = 1
   if (truncation) {
     const PriorTruncation& t = *truncation;
-    if (!std::isfinite(t.threshold) || !(std::isfinite(t.width) && t.width > 0.0) || t.candidates < 1 ||
-        !(t.mixture_share >= 0.0 && t.mixture_share < 1.0)) {
-      throw ProposalError(fmt::format("RoundProposal: truncation threshold {} must be finite, width {} positive, "
-                                      "candidates {} at least 1 and mixture share {} in [0, 1)",
-                                      t.threshold, t.width, t.candidates, t.mixture_share));
-    }
+    t.validate();
     truncation_ = t;
     const int d = dim();
     double sum = 0.0;
@@ -514,7 +518,7 @@ void RoundProposal::evaluate_focus_u(const Eigen::MatrixXd& u, Eigen::RowVectorX
   }
   Eigen::RowVectorXd lg;
   Eigen::MatrixXd gg;
-  mixture_->evaluate(u, &lg, &gg);
+  mixture_->evaluate(u, &lg, score ? &gg : nullptr);
   const Eigen::RowVectorXd lp = transform_.prior_log_density(*prior_, u);
   Eigen::MatrixXd gp;
   if (score) gp = transform_.prior_score(*prior_, u);

@@ -5,7 +5,6 @@
 
 #include <fmt/format.h>
 
-#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <limits>
@@ -166,14 +165,16 @@ std::optional<PriorTruncation> read_prior_truncation(const h5::Group& group) {
   t.width = group.attribute_double("truncation_width");
   const std::int64_t m = group.attribute_int("truncation_candidates");
   t.mixture_share = group.attribute_double("truncation_mixture_share");
-  if (!std::isfinite(t.threshold) || !(std::isfinite(t.width) && t.width > 0.0) || m < 1 ||
-      m > std::numeric_limits<int>::max() || !(t.mixture_share >= 0.0 && t.mixture_share < 1.0)) {
-    throw ProposalError(fmt::format("{}: truncation threshold {}, width {}, candidates {}, mixture share {}: "
-                                    "expected a finite threshold, a positive width, at least 1 candidate and a "
-                                    "share in [0, 1)",
-                                    group.path(), t.threshold, t.width, m, t.mixture_share));
+  if (m < 1 || m > std::numeric_limits<int>::max()) {
+    throw ProposalError(fmt::format("{}: invalid truncation: truncation_candidates is {}, expected 1 to {}",
+                                    group.path(), m, std::numeric_limits<int>::max()));
   }
   t.candidates = static_cast<int>(m);
+  try {
+    t.validate();
+  } catch (const ProposalError& e) {
+    throw ProposalError(fmt::format("{}: invalid truncation: {}", group.path(), e.what()));
+  }
   return t;
 }
 

@@ -129,6 +129,10 @@ struct PriorTruncation {
   double width = 1.0;          // h > 0: σ falls from 0.88 to 0.12 over τ + 2h … τ − 2h
   int candidates = 64;         // M ≥ 1 prior draws per proposal draw
   double mixture_share = 0.0;  // s ∈ [0, 1): share of the draws taken from g itself
+
+  // Throws ProposalError naming the four values unless τ is finite, h > 0 and finite, M ≥ 1 and
+  // s ∈ [0, 1).
+  void validate() const;
 };
 
 // One round's proposal q_r(u) = (1 − α)·g_r(u) + α·π_u(u), or π_u alone (round 1); with a

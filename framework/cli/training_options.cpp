@@ -36,6 +36,9 @@ void TrainingCliOptions::add_to(po::options_description& desc) {
        po::value(&st.lr_reduction_factor)->default_value(st.lr_reduction_factor, fmt::format("{}", st.lr_reduction_factor)),
        "learning-rate factor per reduction")
       ("clip-norm", po::value(&st.clip_norm)->default_value(st.clip_norm, "0"), "clip the gradient's norm to this (0: off)")
+      ("box-weight", po::value(&st.box_weight)->default_value(st.box_weight),
+       "square | linear: weigh the score's error near a box prior's faces by the squared distance to them "
+       "(the unconstrained coordinates' own weight) or by the distance")
       ("latent-sigma", po::value(&st.latent_sigma)->default_value(st.latent_sigma, fmt::format("{}", st.latent_sigma)),
        "latent objective: jitter, as a fraction of each parameter's spread in unconstrained coordinates");
 }
@@ -56,6 +59,11 @@ void TrainingCliOptions::finish() {
   }
   if (out.empty()) throw UsageError("--hidden: give at least one layer width, e.g. 256,256");
   settings.hidden = out;
+  if (settings.box_weight != "square" && settings.box_weight != "linear")
+    throw UsageError(fmt::format("--box-weight '{}': give square or linear", settings.box_weight));
+  if (settings.box_weight == "linear" && settings.objective == "latent")
+    throw UsageError("--box-weight linear weighs the ibp and sliced objectives; with --objective latent give "
+                     "--box-weight square");
 }
 
 }  // namespace fsbi::cli

@@ -58,6 +58,7 @@ void write_model_group(h5::Group& parent, const StoredModel& m, std::string_view
   g.set_attribute("best_epoch", static_cast<std::int64_t>(i.best_epoch));
   g.set_attribute("best_validation_loss", i.best_validation_loss);
   g.set_attribute("latent_sigma", i.latent_sigma);
+  g.set_attribute("box_weight", i.box_weight);
 
   // Network weights: float32, the precision the model was trained and is evaluated in.
   {
@@ -120,6 +121,7 @@ StoredModel read_model(h5::File& file) {
     i.best_epoch = static_cast<int>(g.attribute_int("best_epoch"));
     i.best_validation_loss = g.attribute_double("best_validation_loss");
     i.latent_sigma = g.attribute_double("latent_sigma");
+    if (g.has_attribute("box_weight")) i.box_weight = g.attribute_string("box_weight");
 
     m.architecture.kind = nn::parse_model_kind(i.kind);
     m.architecture.activation = nn::parse_activation(i.activation);

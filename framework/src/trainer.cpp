@@ -158,6 +158,18 @@ void featurize(const FeatureMap& fm, const Eigen::MatrixXd& u, MatF& z, MatF& dz
   d2z = d2.cast<float>();
 }
 
+// The same, with the prior's (or proposal's) score, and --box-weight linear applied.
+void featurize(const FeatureMap& fm, const Eigen::MatrixXd& u, Eigen::MatrixXd prior_score, bool box_linear,
+               Prepared& p) {
+  Eigen::MatrixXd zz, dd, d2;
+  fm.apply(u, zz, dd, d2);
+  if (box_linear) weigh_box_edges(fm, u, dd, d2, prior_score);
+  p.z = zz.cast<float>();
+  p.dz = dd.cast<float>();
+  p.d2z = d2.cast<float>();
+  p.prior_score = prior_score.cast<float>();
+}
+
 struct Adam {
   VecF m, v;
   std::int64_t step = 0;
@@ -202,10 +214,10 @@ Partial evaluate(const nn::ScoreNetwork<float>& net, const nn::BatchInputs<float
 
 std::string fingerprint(const TrainingSettings& s, const std::string& data_label, Eigen::Index n) {
   return fmt::format("kind={};objective={};hidden={};ensemble={};activation={};epochs={};batch={};lr={};final={};"
-                     "warmup={};val={};patience={};reductions={}x{};clip={};sigma={};seed={};unconstrained={};data={};n={}",
+                     "warmup={};val={};patience={};reductions={}x{};clip={};sigma={};box={};seed={};unconstrained={};data={};n={}",
                      s.model_kind, s.objective, fmt::join(s.hidden, ","), s.ensemble, s.activation, s.max_epochs,
                      s.batch_size, s.learning_rate, s.final_lr_fraction, s.warmup_epochs,
-                     s.validation_fraction, s.patience, s.lr_reductions, s.lr_reduction_factor, s.clip_norm, s.latent_sigma, s.seed,
+                     s.validation_fraction, s.patience, s.lr_reductions, s.lr_reduction_factor, s.clip_norm, s.latent_sigma, s.box_weight, s.seed,
                      s.unconstrained, data_label, n);
 }
 
@@ -315,6 +327,8 @@ TrainingReport train_score_model(const SimulationData& data, const std::string& 
   if (!(st.validation_fraction > 0 && st.validation_fraction < 0.9))
     throw TrainingError("--validation-fraction must be in (0, 0.9)");
   if (!(st.learning_rate > 0)) throw TrainingError("--learning-rate must be positive");
+  if (st.box_weight != "square" && st.box_weight != "linear")
+    throw TrainingError(fmt::format("--box-weight '{}': give square or linear", st.box_weight));
   if (st.lr_reductions < 0 || st.lr_reductions > 10)
     throw TrainingError(fmt::format("--lr-reductions {}: give 0 (stop at the first stall) to 10", st.lr_reductions));
   if (!(st.lr_reduction_factor > 0 && st.lr_reduction_factor < 1))
@@ -358,6 +372,12 @@ TrainingReport train_score_model(const SimulationData& data, const std::string& 
       throw TrainingError(e.what());
     }
 
+  const bool box_linear = st.box_weight == "linear";
+  if (box_linear && objective == nn::Objective::latent)
+    throw TrainingError("--box-weight linear weighs the ibp and sliced objectives; the latent objective has its own "
+                        "weighting: use --box-weight square with it");
+  if (box_linear && !st.unconstrained)
+    throw TrainingError("--box-weight linear needs the unconstrained coordinates");
   if (proposal && !st.unconstrained)
     throw TrainingError("training on pairs drawn from a proposal needs the unconstrained coordinates");
   if (proposal && objective == nn::Objective::latent)
@@ -432,15 +452,15 @@ TrainingReport train_score_model(const SimulationData& data, const std::string& 
                                      smoothed_prior_score(*prior, transform, ut, jitter_sd);
       p.prior_score = target.cast<float>();  // kept in prior_score's slot; becomes BatchInputs::target
     } else {
-      featurize(features, p.u, p.z, p.dz, p.d2z);
+      Eigen::MatrixXd q;
       if (proposal) {
-        const Eigen::MatrixXd q = proposal->score_u(p.u);
+        q = proposal->score_u(p.u);
         if (q.rows() != p.u.rows() || q.cols() != p.u.cols() || !q.allFinite())
           throw TrainingError(fmt::format("{}: the proposal's score is not finite at every training pair", data_label));
-        p.prior_score = q.cast<float>();
       } else {
-        p.prior_score = transform.prior_score(*prior, p.u).cast<float>();
+        q = transform.prior_score(*prior, p.u);
       }
+      featurize(features, p.u, std::move(q), box_linear, p);
     }
   };
   fill_inputs(va, rng_validation);
@@ -622,6 +642,7 @@ TrainingReport train_score_model(const SimulationData& data, const std::string& 
   info.best_epoch = s.best_epoch + 1;
   info.best_validation_loss = s.best_loss;
   info.latent_sigma = objective == nn::Objective::latent ? st.latent_sigma : 0.0;
+  info.box_weight = st.box_weight;
   for (Eigen::Index i = 0; i < d; ++i) {
     info.u_min.push_back(tr.u.row(i).minCoeff());
     info.u_max.push_back(tr.u.row(i).maxCoeff());

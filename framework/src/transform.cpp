@@ -407,6 +407,27 @@ void FeatureMap::apply(const Eigen::MatrixXd& u, Eigen::MatrixXd& z, Eigen::Matr
   }
 }
 
+void weigh_box_edges(const FeatureMap& features, const Eigen::MatrixXd& u, Eigen::MatrixXd& dz,
+                     Eigen::MatrixXd& d2z, Eigen::MatrixXd& prior_score) {
+  const auto d = static_cast<Eigen::Index>(features.maps().size());
+  for (const Eigen::MatrixXd* m : std::initializer_list<const Eigen::MatrixXd*>{&u, &dz, &d2z, &prior_score}) {
+    if (m->rows() != d || m->cols() != u.cols())
+      throw std::invalid_argument(fmt::format("weigh_box_edges: a {} × {} matrix where u is {} × {} and the feature "
+                                              "map has dimension {}; give u, dz, d2z and prior_score alike",
+                                              m->rows(), m->cols(), u.rows(), u.cols(), d));
+  }
+  constexpr double max_weight = 1e12;
+  for (Eigen::Index i = 0; i < d; ++i) {
+    if (features.maps()[static_cast<std::size_t>(i)] != CoordinateMap::box) continue;
+    for (Eigen::Index j = 0; j < u.cols(); ++j) {
+      const double root_w = std::sqrt(std::min(max_weight, 1.0 / sech2_half(u(i, j))));  // √(κ/dz)
+      dz(i, j) *= root_w;
+      d2z(i, j) = 0.0;
+      prior_score(i, j) *= root_w;
+    }
+  }
+}
+
 // ---- Standardizer -----------------------------------------------------------------------------
 
 Standardizer::Standardizer(Eigen::VectorXd mean, Eigen::VectorXd scale)

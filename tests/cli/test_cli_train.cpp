@@ -85,11 +85,14 @@ TEST_F(CliTrain, KilledTrainingResumesToTheUninterruptedModel) {
 }
 
 TEST_F(CliTrain, ScoreCommandReadsAndWritesCsvAndHdf5) {
-  const auto t = run_fsbi({"train", "--data", data(), "-o", tmp.file("m.h5"), "--epochs", "5", "--quiet"});
+  const auto t = run_fsbi({"train", "--data", data(), "-o", tmp.file("m.h5"), "--epochs", "5", "--box-weight",
+                           "linear", "--quiet"});
   ASSERT_EQ(t.exit_code, 0) << t.err;
   const auto info = run_fsbi({"info", tmp.file("m.h5")});
   EXPECT_EQ(info.exit_code, 0);
   EXPECT_THAT(info.out, HasSubstr("energy score network, hidden 256,256"));
+  EXPECT_THAT(info.out, HasSubstr("objective:  ibp, box weight linear"));
+  EXPECT_EQ(ScoreModel::load(tmp.file("m.h5")).info().box_weight, "linear");
   EXPECT_THAT(info.out, HasSubstr("gaussian_linear"));
   {
     std::ofstream th(tmp.file("theta.csv")), x(tmp.file("x.csv"));
@@ -160,6 +163,14 @@ TEST_F(CliTrain, ClearErrorsForForeignInputs) {
   const auto hidden = run_fsbi({"train", "--data", data(), "-o", tmp.file("m9.h5"), "--hidden", "128,x"});
   EXPECT_EQ(hidden.exit_code, 2);
   EXPECT_THAT(hidden.err, HasSubstr("--hidden '128,x'"));
+  const auto weight = run_fsbi({"train", "--data", data(), "-o", tmp.file("m9.h5"), "--box-weight", "cubic"});
+  EXPECT_EQ(weight.exit_code, 2);
+  EXPECT_THAT(weight.err, HasSubstr("--box-weight 'cubic': give square or linear"));
+  const auto latent = run_fsbi({"train", "--data", data(), "-o", tmp.file("m9.h5"), "--box-weight", "linear",
+                                "--objective", "latent"});
+  EXPECT_EQ(latent.exit_code, 2);
+  EXPECT_THAT(latent.err, HasSubstr("with --objective latent give --box-weight square"));
+  EXPECT_FALSE(std::filesystem::exists(tmp.file("m9.h5")));
 }
 
 }  // namespace

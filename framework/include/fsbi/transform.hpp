@@ -104,6 +104,20 @@ class FeatureMap {
   Eigen::VectorXd mean_, scale_;
 };
 
+// The objective E[Σ_j ω_j (ŝ_j − s_j)²] with a per-coordinate weight ω_j(u_j) > 0 integrates by
+// parts to E[Σ_j ω_j ŝ_j² + 2 ∂_j(ω_j ŝ_j) + 2 ω_j ŝ_j ∂_j log q], which is the unweighted
+// per-pair objective evaluated with
+//     dz' = √ω·dz,   d2z' = ω'·dz + ω·d2z,   prior score' = √ω·∂ log q
+// for the vector model (ŝ = dz ⊙ N) and the energy model (ŝ = −dz ⊙ ∇z E) alike, exact or sliced.
+// This rewrites dz, d2z and prior_score (each d × n, at u) in place for ω = κ/dz on every box
+// coordinate (κ = √3/2, dz at the box's centre), where d2z' = 0 and dz' = √(κ·dz): the θ-score's
+// error is then weighted by the distance to the faces, (θ − a)(b − θ), rather than by its
+// square, the weight the unconstrained coordinates give (docs/training.md, "Weighting near a
+// box's faces"). ω·ŝ stays bounded, so the integration by parts keeps no boundary term. ω is
+// capped at 1e12 (|u| ≈ 28). Other coordinates are left as they are.
+void weigh_box_edges(const FeatureMap& features, const Eigen::MatrixXd& u, Eigen::MatrixXd& dz,
+                     Eigen::MatrixXd& d2z, Eigen::MatrixXd& prior_score);
+
 // x → (x − mean)/scale per row (feature); scale = sample standard deviation (1 where it is 0).
 class Standardizer {
  public:

@@ -78,7 +78,7 @@ void print_model(const std::string& path) {
               i.ensemble > 1 ? fmt::format(", ensemble of {}", i.ensemble).c_str() : "");
   std::printf("  objective:  %s%s%s\n", i.objective.c_str(),
               i.objective == "latent" ? fmt::format(" (sigma {})", i.latent_sigma).c_str() : "",
-              i.objective != "latent" ? fmt::format(", box weight {}", i.box_weight).c_str() : "");
+              i.box_weight != "none" ? fmt::format(", box weight {}", i.box_weight).c_str() : "");
   std::printf("  simulator:  %s %s%s\n", i.simulator_name.c_str(), i.simulator_version.c_str(),
               i.simulator_options.empty() ? "" : fmt::format(" ({})", i.simulator_options).c_str());
   std::printf("  prior:      %s\n", i.prior.c_str());

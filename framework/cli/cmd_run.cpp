@@ -127,7 +127,7 @@ int cmd_run(const Args& args) {
   if (const std::string problem = output_path_problem(output, vm.count("overwrite") > 0); !problem.empty())
     throw std::runtime_error(problem);
   std::error_code ec;
-  topts.finish();
+  topts.finish(vm);
 
   // Check everything cheap before the expensive stages.
   SimulatorOptions options;

@@ -35,7 +35,7 @@ int cmd_train(const Args& args) {
                   "[--seed S] [--threads T] [--resume]",
                   desc, vm))
     return exit_ok;
-  topts.finish();
+  topts.finish(vm);
   st.resume = vm.count("resume") > 0;
   st.overwrite = vm.count("overwrite") > 0;
   st.progress = vm.count("quiet") ? ProgressMode::quiet : ProgressMode::automatic;

@@ -37,13 +37,13 @@ void TrainingCliOptions::add_to(po::options_description& desc) {
        "learning-rate factor per reduction")
       ("clip-norm", po::value(&st.clip_norm)->default_value(st.clip_norm, "0"), "clip the gradient's norm to this (0: off)")
       ("box-weight", po::value(&st.box_weight)->default_value(st.box_weight),
-       "square | linear: weigh the score's error near a box prior's faces by the squared distance to them "
-       "(the unconstrained coordinates' own weight) or by the distance")
+       "linear | square: weigh the score's error near a box prior's faces by the distance to them or by its "
+       "square (the unconstrained coordinates' own weight; ibp and sliced objectives)")
       ("latent-sigma", po::value(&st.latent_sigma)->default_value(st.latent_sigma, fmt::format("{}", st.latent_sigma)),
        "latent objective: jitter, as a fraction of each parameter's spread in unconstrained coordinates");
 }
 
-void TrainingCliOptions::finish() {
+void TrainingCliOptions::finish(const po::variables_map& vm) {
   std::vector<int> out;
   std::stringstream ss(hidden);
   std::string part;
@@ -61,9 +61,9 @@ void TrainingCliOptions::finish() {
   settings.hidden = out;
   if (settings.box_weight != "square" && settings.box_weight != "linear")
     throw UsageError(fmt::format("--box-weight '{}': give square or linear", settings.box_weight));
-  if (settings.box_weight == "linear" && settings.objective == "latent")
-    throw UsageError("--box-weight linear weighs the ibp and sliced objectives; with --objective latent give "
-                     "--box-weight square");
+  if (settings.objective == "latent" && vm.count("box-weight") && !vm["box-weight"].defaulted())
+    throw UsageError("--box-weight weighs the ibp and sliced objectives; the latent objective has no box weight: "
+                     "leave --box-weight out");
 }
 
 }  // namespace fsbi::cli

@@ -14,10 +14,11 @@ struct TrainingCliOptions {
 
   TrainingCliOptions();
   // Adds --objective, --model-kind, --hidden, --ensemble, --activation, --epochs, --batch-size,
-  // --learning-rate, --validation-fraction, --patience, --clip-norm, --latent-sigma.
+  // --learning-rate, --validation-fraction, --patience, --lr-reductions, --lr-reduction-factor,
+  // --clip-norm, --box-weight, --latent-sigma.
   void add_to(po::options_description& desc);
-  // Parses --hidden; throws UsageError with an example.
-  void finish();
+  // Parses --hidden and checks --box-weight; throws UsageError with an example.
+  void finish(const po::variables_map& vm);
 };
 
 }  // namespace fsbi::cli

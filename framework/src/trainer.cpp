@@ -372,12 +372,9 @@ TrainingReport train_score_model(const SimulationData& data, const std::string& 
       throw TrainingError(e.what());
     }
 
-  const bool box_linear = st.box_weight == "linear";
-  if (box_linear && objective == nn::Objective::latent)
-    throw TrainingError("--box-weight linear weighs the ibp and sliced objectives; the latent objective has its own "
-                        "weighting: use --box-weight square with it");
-  if (box_linear && !st.unconstrained)
-    throw TrainingError("--box-weight linear needs the unconstrained coordinates");
+  // In θ (unconstrained = false) there are no u-coordinates to weigh: the box weight is the
+  // transform's, and trained in θ it does not apply either.
+  const bool box_linear = st.box_weight == "linear" && objective != nn::Objective::latent && st.unconstrained;
   if (proposal && !st.unconstrained)
     throw TrainingError("training on pairs drawn from a proposal needs the unconstrained coordinates");
   if (proposal && objective == nn::Objective::latent)
@@ -642,7 +639,7 @@ TrainingReport train_score_model(const SimulationData& data, const std::string& 
   info.best_epoch = s.best_epoch + 1;
   info.best_validation_loss = s.best_loss;
   info.latent_sigma = objective == nn::Objective::latent ? st.latent_sigma : 0.0;
-  info.box_weight = st.box_weight;
+  info.box_weight = box_linear ? "linear" : objective == nn::Objective::latent || !st.unconstrained ? "none" : "square";
   for (Eigen::Index i = 0; i < d; ++i) {
     info.u_min.push_back(tr.u.row(i).minCoeff());
     info.u_max.push_back(tr.u.row(i).maxCoeff());

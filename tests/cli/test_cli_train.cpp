@@ -169,7 +169,7 @@ TEST_F(CliTrain, ClearErrorsForForeignInputs) {
   const auto latent = run_fsbi({"train", "--data", data(), "-o", tmp.file("m9.h5"), "--box-weight", "linear",
                                 "--objective", "latent"});
   EXPECT_EQ(latent.exit_code, 2);
-  EXPECT_THAT(latent.err, HasSubstr("with --objective latent give --box-weight square"));
+  EXPECT_THAT(latent.err, HasSubstr("the latent objective has no box weight: leave --box-weight out"));
   EXPECT_FALSE(std::filesystem::exists(tmp.file("m9.h5")));
 }
 

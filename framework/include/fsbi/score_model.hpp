@@ -41,8 +41,9 @@ struct ModelInfo {
   int epochs = 0, best_epoch = 0;
   double best_validation_loss = 0;
   double latent_sigma = 0;
-  // How the objective weighed the errors near a box prior's faces: "square" or "linear"
-  // (TrainingSettings::box_weight; "square" for files written before the option existed).
+  // How the objective weighed the errors near a box prior's faces: "linear", "square", or "none"
+  // (latent objective, or trained in θ); TrainingSettings::box_weight. "square" for files written
+  // before the option existed.
   std::string box_weight = "square";
   std::vector<double> train_loss, validation_loss, learning_rate;  // per epoch
   // Range of the training pairs in unconstrained coordinates u: where the model was trained.

@@ -45,10 +45,11 @@ struct TrainingSettings {
   double lr_reduction_factor = 0.3;
   double clip_norm = 0;                // global gradient-norm clipping; 0: off
   double latent_sigma = 0.05;          // latent objective: jitter sd, in units of u's spread
-  // How the objective weighs the score's error near the faces of a box prior (ibp and sliced;
-  // docs/training.md#weighting-near-a-box-s-faces): "square" — the unconstrained coordinates' own
-  // weight, the squared distance to the faces in θ — or "linear", the distance itself.
-  std::string box_weight = "square";
+  // How the objective weighs the score's error near the faces of a box prior
+  // (docs/training.md#weighting-near-the-faces-of-a-box-box-weight): "linear" — by the distance
+  // to the faces in θ — or "square", the unconstrained coordinates' own weight, the squared
+  // distance. The ibp and sliced objectives only; the latent objective has no such weight.
+  std::string box_weight = "linear";
   std::uint64_t seed = 0;
   int threads = 0;                     // 0: all cores; results do not depend on it
   ProgressMode progress = ProgressMode::automatic;

@@ -112,8 +112,8 @@ class FeatureMap {
 // This rewrites dz, d2z and prior_score (each d × n, at u) in place for ω = κ/dz on every box
 // coordinate (κ = √3/2, dz at the box's centre), where d2z' = 0 and dz' = √(κ·dz): the θ-score's
 // error is then weighted by the distance to the faces, (θ − a)(b − θ), rather than by its
-// square, the weight the unconstrained coordinates give (docs/training.md, "Weighting near a
-// box's faces"). ω·ŝ stays bounded, so the integration by parts keeps no boundary term. ω is
+// square, the weight the unconstrained coordinates give (docs/training.md, "Weighting near the
+// faces of a box"). ω·ŝ stays bounded, so the integration by parts keeps no boundary term. ω is
 // capped at 1e12 (|u| ≈ 28). Other coordinates are left as they are.
 void weigh_box_edges(const FeatureMap& features, const Eigen::MatrixXd& u, Eigen::MatrixXd& dz,
                      Eigen::MatrixXd& d2z, Eigen::MatrixXd& prior_score);

@@ -713,5 +713,39 @@ TEST(FeatureMap, FitValues) {
   EXPECT_THROW(FeatureMap(t.maps(), Eigen::VectorXd::Zero(3), Eigen::VectorXd::Zero(3)), std::invalid_argument);
 }
 
+// weigh_box_edges: on a box coordinate dz' = √(κ·dz) = κ/cosh(u/2) (κ = √3/2), d2z' = 0 and the
+// prior score scaled by cosh(u/2) = √(κ/dz), the weight capped at 1e12 far out; other coordinates
+// untouched; mismatched shapes named.
+TEST(FeatureMap, BoxEdgeWeightRewritesOnlyBoxCoordinates) {
+  const ParameterTransform t = mixed_transform();
+  Eigen::MatrixXd u(3, 3);
+  u << 0, 4, -60,  //  box
+      1, 2, 3,     //  positive
+      7, 8, 9;     //  identity
+  const FeatureMap fm = FeatureMap::fit(t, u);
+  Eigen::MatrixXd z, dz, d2z;
+  fm.apply(u, z, dz, d2z);
+  const Eigen::MatrixXd dz0 = dz, d2z0 = d2z;
+  Eigen::MatrixXd ps = Eigen::MatrixXd::Constant(3, 3, 0.5);
+  weigh_box_edges(fm, u, dz, d2z, ps);
+  const double kappa = kSqrt3 / 2;
+  EXPECT_NEAR(dz(0, 0), kappa, 1e-15);
+  EXPECT_NEAR(dz(0, 1), kappa / std::cosh(2.0), 1e-15);
+  EXPECT_NEAR(ps(0, 1), 0.5 * std::cosh(2.0), 1e-13);
+  EXPECT_DOUBLE_EQ(dz(0, 2), dz0(0, 2) * 1e6);  // the cap: √1e12
+  EXPECT_DOUBLE_EQ(ps(0, 2), 0.5e6);
+  EXPECT_TRUE(d2z.row(0).isZero());
+  EXPECT_EQ(dz.bottomRows(2), dz0.bottomRows(2));
+  EXPECT_EQ(d2z.bottomRows(2), d2z0.bottomRows(2));
+  EXPECT_TRUE((ps.bottomRows(2).array() == 0.5).all());
+  Eigen::MatrixXd short_ps(3, 2);
+  try {
+    weigh_box_edges(fm, u, dz, d2z, short_ps);
+    FAIL() << "expected std::invalid_argument";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_THAT(e.what(), HasSubstr("a 3 × 2 matrix where u is 3 × 3"));
+  }
+}
+
 }  // namespace
 }  // namespace fsbi

@@ -46,7 +46,7 @@ struct TrainingSettings {
   double clip_norm = 0;                // global gradient-norm clipping; 0: off
   double latent_sigma = 0.05;          // latent objective: jitter sd, in units of u's spread
   // How the objective weighs the score's error near the faces of a box prior
-  // (docs/training.md#weighting-near-the-faces-of-a-box-box-weight): "linear" — by the distance
+  // (docs/training.md#weighting-near-the-faces-of-a-box): "linear" — by the distance
   // to the faces in θ — or "square", the unconstrained coordinates' own weight, the squared
   // distance. The ibp and sliced objectives only; the latent objective has no such weight.
   std::string box_weight = "linear";

@@ -359,23 +359,30 @@ TEST_P(ScoreNetworkTest, SlicedEstimateMatchesCentralDifferences) {
 }
 
 // E_v[vᵀAv] = tr A over Rademacher v, and the average over all 2^d sign vectors is exact.
+// The batch's samples repeated once per sign vector v ∈ {±1}^d, with v as the probe: the sliced
+// objective summed over it is 2^d times its expectation over Rademacher probes.
+BatchInputs<double> with_every_probe(const BatchInputs<double>& b) {
+  const Index d = b.z.rows(), n = b.size(), probes = Index(1) << d;
+  BatchInputs<double> all;
+  auto rep = [&](const MatD& m) { return MatD(m.replicate(1, probes)); };
+  all.z = rep(b.z);
+  all.dz = rep(b.dz);
+  all.d2z = rep(b.d2z);
+  all.x = rep(b.x);
+  all.prior_score = rep(b.prior_score);
+  all.probe.resize(d, n * probes);
+  for (Index k = 0; k < probes; ++k)
+    for (Index j = 0; j < d; ++j) all.probe.block(j, k * n, 1, n).setConstant(((k >> j) & 1) ? 1.0 : -1.0);
+  return all;
+}
+
 TEST_P(ScoreNetworkTest, SlicedAverageOverAllProbesIsTheDivergence) {
   const Architecture arch = tiny(GetParam().kind, GetParam().act);
   const std::uint64_t s = seed("seed", 2005);
   const ScoreNetwork<double> net = make_net(arch, s);
   const Problem p = make_problem(arch, s, 5);
-  const Index d = arch.theta_dim, n = p.u.cols(), probes = Index(1) << d;
-  // Every sample repeated once per sign vector.
-  BatchInputs<double> all;
-  auto rep = [&](const MatD& m) { return MatD(m.replicate(1, probes)); };
-  all.z = rep(p.batch.z);
-  all.dz = rep(p.batch.dz);
-  all.d2z = rep(p.batch.d2z);
-  all.x = rep(p.batch.x);
-  all.prior_score = rep(p.batch.prior_score);
-  all.probe.resize(d, n * probes);
-  for (Index b = 0; b < probes; ++b)
-    for (Index j = 0; j < d; ++j) all.probe.block(j, b * n, 1, n).setConstant(((b >> j) & 1) ? 1.0 : -1.0);
+  const Index probes = Index(1) << arch.theta_dim;
+  const BatchInputs<double> all = with_every_probe(p.batch);
   VecD g_sliced, g_ibp;
   const double sliced = net.objective_sum(all, Objective::sliced, &g_sliced) / double(probes);
   const double ibp = net.objective_sum(p.batch, Objective::ibp, &g_ibp);
@@ -442,16 +449,7 @@ TEST_P(ScoreNetworkTest, BoxEdgeWeightedObjectiveMatchesCentralDifferences) {
   w.report(1e-6);
   // The sliced objective over every sign vector, on the same rewritten inputs.
   const Index probes = Index(1) << d;
-  BatchInputs<double> all;
-  auto rep = [&](const MatD& m) { return MatD(m.replicate(1, probes)); };
-  all.z = rep(b.z);
-  all.dz = rep(b.dz);
-  all.d2z = rep(b.d2z);
-  all.x = rep(b.x);
-  all.prior_score = rep(b.prior_score);
-  all.probe.resize(d, n * probes);
-  for (Index k = 0; k < probes; ++k)
-    for (Index j = 0; j < d; ++j) all.probe.block(j, k * n, 1, n).setConstant(((k >> j) & 1) ? 1.0 : -1.0);
+  const BatchInputs<double> all = with_every_probe(b);
   Worst ws{"mean over 2^d probes of the weighted sliced objective vs FD reference", 1e-6};
   ws.add(net.objective_sum(all, Objective::sliced, nullptr) / double(probes), ref.sum());
   ws.report(1e-6);

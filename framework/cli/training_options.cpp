@@ -59,8 +59,7 @@ void TrainingCliOptions::finish(const po::variables_map& vm) {
   }
   if (out.empty()) throw UsageError("--hidden: give at least one layer width, e.g. 256,256");
   settings.hidden = out;
-  if (settings.box_weight != "square" && settings.box_weight != "linear")
-    throw UsageError(fmt::format("--box-weight '{}': give square or linear", settings.box_weight));
+  if (const std::string problem = box_weight_problem(settings.box_weight); !problem.empty()) throw UsageError(problem);
   if (settings.objective == "latent" && vm.count("box-weight") && !vm["box-weight"].defaulted())
     throw UsageError("--box-weight weighs the ibp and sliced objectives; the latent objective has no box weight: "
                      "leave --box-weight out");

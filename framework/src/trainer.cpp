@@ -297,6 +297,11 @@ State load_checkpoint(const std::string& path, const std::string& fp) {
 
 }  // namespace
 
+std::string box_weight_problem(std::string_view box_weight) {
+  if (box_weight == "square" || box_weight == "linear") return {};
+  return fmt::format("--box-weight '{}': give square or linear", box_weight);
+}
+
 TrainingReport train_score_model(const std::string& data_path, const TrainingSettings& settings,
                                  const std::string& output) {
   SimulationData data = read_simulations(data_path);
@@ -327,8 +332,7 @@ TrainingReport train_score_model(const SimulationData& data, const std::string& 
   if (!(st.validation_fraction > 0 && st.validation_fraction < 0.9))
     throw TrainingError("--validation-fraction must be in (0, 0.9)");
   if (!(st.learning_rate > 0)) throw TrainingError("--learning-rate must be positive");
-  if (st.box_weight != "square" && st.box_weight != "linear")
-    throw TrainingError(fmt::format("--box-weight '{}': give square or linear", st.box_weight));
+  if (const std::string problem = box_weight_problem(st.box_weight); !problem.empty()) throw TrainingError(problem);
   if (st.lr_reductions < 0 || st.lr_reductions > 10)
     throw TrainingError(fmt::format("--lr-reductions {}: give 0 (stop at the first stall) to 10", st.lr_reductions));
   if (!(st.lr_reduction_factor > 0 && st.lr_reduction_factor < 1))
@@ -639,7 +643,9 @@ TrainingReport train_score_model(const SimulationData& data, const std::string& 
   info.best_epoch = s.best_epoch + 1;
   info.best_validation_loss = s.best_loss;
   info.latent_sigma = objective == nn::Objective::latent ? st.latent_sigma : 0.0;
-  info.box_weight = box_linear ? "linear" : objective == nn::Objective::latent || !st.unconstrained ? "none" : "square";
+  // The weight the objective carried: none where there are no u-coordinates to weigh.
+  const bool weighed = objective != nn::Objective::latent && st.unconstrained;
+  info.box_weight = weighed ? st.box_weight : "none";
   for (Eigen::Index i = 0; i < d; ++i) {
     info.u_min.push_back(tr.u.row(i).minCoeff());
     info.u_max.push_back(tr.u.row(i).maxCoeff());

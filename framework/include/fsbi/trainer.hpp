@@ -49,7 +49,7 @@ struct TrainingSettings {
   // (docs/training.md#weighting-near-the-faces-of-a-box): "linear" — by the distance
   // to the faces in θ — or "square", the unconstrained coordinates' own weight, the squared
   // distance. The ibp and sliced objectives only; the latent objective has no such weight.
-  std::string box_weight = "linear";
+  std::string box_weight = "linear";  // checked with box_weight_problem()
   std::uint64_t seed = 0;
   int threads = 0;                     // 0: all cores; results do not depend on it
   ProgressMode progress = ProgressMode::automatic;
@@ -78,6 +78,10 @@ struct TrainingReport {
 // The prior_source of a simulation file that pools sequential rounds (docs/sequential.md): the
 // file-based train_score_model refuses it, because its θ's were not drawn from the prior.
 inline constexpr std::string_view sequential_prior_source = "sequential rounds";
+
+// What is wrong with a TrainingSettings::box_weight, as the message a user sees; empty when it is
+// one of the two weights. The CLI (a usage error) and train_score_model share it.
+std::string box_weight_problem(std::string_view box_weight);
 
 // Trains on the simulation file `data_path` and writes the model to `output` (atomically; a
 // checkpoint <output>.checkpoint is kept while training so `resume` continues a killed run).

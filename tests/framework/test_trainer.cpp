@@ -214,6 +214,18 @@ TEST(TrainerErrors, BadFilesAndSettings) {
   } catch (const TrainingError& e) {
     EXPECT_THAT(e.what(), HasSubstr("scalar"));
   }
+  // The API refuses a box weight the CLI would, with the same message, and writes no model.
+  EXPECT_EQ(box_weight_problem("linear"), "");
+  EXPECT_EQ(box_weight_problem("square"), "");
+  st.model_kind = "energy";
+  st.box_weight = "Linear";
+  try {
+    train_score_model(tmp.file("train.h5"), st, tmp.file("m4.h5"));
+    FAIL() << "expected an error";
+  } catch (const TrainingError& e) {
+    EXPECT_STREQ(e.what(), "--box-weight 'Linear': give square or linear");
+  }
+  EXPECT_FALSE(std::filesystem::exists(tmp.file("m4.h5")));
   // Wrong dimensions at evaluation.
   const ScoreModel model = ScoreModel::load(tmp.file("m.h5"));
   try {

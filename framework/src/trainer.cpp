@@ -376,9 +376,10 @@ TrainingReport train_score_model(const SimulationData& data, const std::string& 
       throw TrainingError(e.what());
     }
 
-  // In θ (unconstrained = false) there are no u-coordinates to weigh: the box weight is the
-  // transform's, and trained in θ it does not apply either.
-  const bool box_linear = st.box_weight == "linear" && objective != nn::Objective::latent && st.unconstrained;
+  // The box weight applies where the objective has u-coordinates to weigh: not in θ (unconstrained
+  // = false, where the weight is the transform's) and not for the latent objective.
+  const bool weighed = objective != nn::Objective::latent && st.unconstrained;
+  const bool box_linear = weighed && st.box_weight == "linear";
   if (proposal && !st.unconstrained)
     throw TrainingError("training on pairs drawn from a proposal needs the unconstrained coordinates");
   if (proposal && objective == nn::Objective::latent)
@@ -643,8 +644,6 @@ TrainingReport train_score_model(const SimulationData& data, const std::string& 
   info.best_epoch = s.best_epoch + 1;
   info.best_validation_loss = s.best_loss;
   info.latent_sigma = objective == nn::Objective::latent ? st.latent_sigma : 0.0;
-  // The weight the objective carried: none where there are no u-coordinates to weigh.
-  const bool weighed = objective != nn::Objective::latent && st.unconstrained;
   info.box_weight = weighed ? st.box_weight : "none";
   for (Eigen::Index i = 0; i < d; ++i) {
     info.u_min.push_back(tr.u.row(i).minCoeff());

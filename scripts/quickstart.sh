@@ -16,6 +16,9 @@ echo "== fsbi run: two_moons, 10000 simulations → score model → posterior ==
 echo
 echo "== fsbi info =="
 "$fsbi" info "$out/two_moons.h5"
+echo
+echo "== fsbi check: does the posterior reproduce the observation? =="
+"$fsbi" check "$out/two_moons.h5" || [ $? -eq 4 ]  # 4: it does not (said above); the example goes on
 if "$fsbi" plot --help >/dev/null 2>&1; then
   echo
   echo "== fsbi plot =="

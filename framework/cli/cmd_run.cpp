@@ -67,6 +67,7 @@ int run_rounds(const Simulator* sim, std::shared_ptr<const Prior> prior, const s
   if (!quiet)
     std::printf("wrote %s: /simulations (%llu pairs over %d rounds), /rounds, /model and %lld posterior samples\n",
                 output.c_str(), static_cast<unsigned long long>(n), sq.rounds, static_cast<long long>(draws.theta.rows()));
+  if (!quiet) std::printf("does the posterior reproduce the observation? fsbi check %s\n", output.c_str());
   return exit_ok;
 }
 
@@ -190,6 +191,7 @@ int cmd_run(const Args& args) {
   print_summary(draws, quiet);
   if (!quiet) std::printf("wrote %s: /simulations, /model and %lld posterior samples\n", output.c_str(),
                           static_cast<long long>(draws.theta.rows()));
+  if (!quiet) std::printf("does the posterior reproduce the observation? fsbi check %s\n", output.c_str());
   return exit_ok;
 }
 

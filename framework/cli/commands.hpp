@@ -13,6 +13,7 @@ inline constexpr int exit_ok = 0;
 inline constexpr int exit_error = 1;          // a run failed: bad input file, plugin error, ...
 inline constexpr int exit_usage = 2;          // bad command line
 inline constexpr int exit_sim_aborted = 3;    // simulations failed beyond the failure budget
+inline constexpr int exit_check_failed = 4;   // fsbi check: the posterior does not reproduce the observation
 
 // A command-line mistake: reported with a pointer to --help, exit code 2.
 class UsageError : public std::runtime_error {
@@ -33,5 +34,6 @@ int cmd_plot(const Args& args);
 int cmd_mle(const Args& args);
 int cmd_fisher(const Args& args);
 int cmd_compress(const Args& args);
+int cmd_check(const Args& args);
 
 }  // namespace fsbi::cli

@@ -32,6 +32,7 @@ const std::map<std::string, Command>& commands() {
       {"score", {fsbi::cli::cmd_score, "evaluate a trained model's Fisher score at given (theta, x) pairs"}},
       {"mle", {fsbi::cli::cmd_mle, "maximum-likelihood estimate by local Fisher score matching"}},
       {"fisher", {fsbi::cli::cmd_fisher, "Fisher information, Cramer-Rao bounds and Wald intervals at a parameter point"}},
+      {"check", {fsbi::cli::cmd_check, "posterior predictive check: does the posterior reproduce the observation?"}},
       {"compress", {fsbi::cli::cmd_compress, "score compression t(x) = s(theta_fid, x) of a data table"}},
   };
   return table;

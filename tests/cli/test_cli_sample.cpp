@@ -1,6 +1,7 @@
 // `fsbi sample` and `fsbi run` through the real binary on a small problem: the netCDF-4 posterior
 // file (read by xarray), reloading it as a Posterior, determinism across thread counts, errors.
 #include "fsbi/posterior.hpp"
+#include "fsbi/table_io.hpp"
 #include "posterior_file.hpp"
 #include "test_support.hpp"
 
@@ -85,6 +86,47 @@ TEST_F(CliSample, ExampleProgramLoadsAPosterior) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, testing::ContainsRegex("parameter_1: mean -?[0-9]"));
   EXPECT_THAT(r.out, testing::ContainsRegex("parameter_2: mean -?[0-9]"));
+}
+
+// `fsbi check`: replicates simulated at the file's posterior draws, an observation they do not
+// reproduce (exit code 4), and its errors.
+TEST_F(CliSample, CheckSaysWhetherThePosteriorReproducesTheObservation) {
+  const auto r = run_fsbi({"sample", "--model", file("model.h5"), "--observation", file("obs.csv"), "--num-samples",
+                           "400", "--chains", "8", "--warmup", "100", "-o", file("pc.h5"), "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto ok = run_fsbi({"check", file("pc.h5"), "-n", "400", "--seed",
+                            std::to_string(test::announce_seed("replicates", 2)), "-o", file("rep.csv")});
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_THAT(ok.out, HasSubstr("400 replicate data sets of 'gaussian_linear' at posterior draws"));
+  EXPECT_THAT(ok.out, HasSubstr("the posterior reproduces the observations"));
+  // gaussian_linear's x ~ N(θ, 0.1 I): the replicates' mean is the posterior draws' mean, to
+  // sqrt((0.1 + posterior variance) / 400) ≈ 0.017 per value; 0.06 is 3.5 of that.
+  const Table rep = read_table(file("rep.csv"), 2, "replicates", "2 data values");
+  ASSERT_EQ(rep.rows(), 400);
+  h5::File f = h5::File::open(file("pc.h5"));
+  const PosteriorSamples s = read_posterior(f);
+  const Eigen::Map<const Table> theta(s.theta.data(), 400, 2);
+  for (int j = 0; j < 2; ++j) EXPECT_NEAR(rep.col(j).mean(), theta.col(j).mean(), 0.06) << "data value " << j + 1;
+
+  {
+    std::ofstream far(file("far.csv")), wide(file("wide.csv"));
+    far << "3,3\n";
+    wide << "1,2,3\n";
+  }
+  const auto bad = run_fsbi({"check", file("pc.h5"), "-n", "400", "--observation", file("far.csv")});
+  EXPECT_EQ(bad.exit_code, 4);
+  EXPECT_THAT(bad.err, HasSubstr("fsbi check: the posterior does not reproduce " + file("far.csv") +
+                                 ": an observation lies beyond nearly all replicate data sets (smallest p = 0.00249"));
+  const auto wide = run_fsbi({"check", file("pc.h5"), "--observation", file("wide.csv")});
+  EXPECT_EQ(wide.exit_code, 1);
+  EXPECT_THAT(wide.err, HasSubstr("wide.csv: line 1 has 3 values, simulator 'gaussian_linear' produces 2"));
+  const auto no_samples = run_fsbi({"check", file("model.h5")});
+  EXPECT_EQ(no_samples.exit_code, 1);
+  EXPECT_THAT(no_samples.err, HasSubstr(file("model.h5") + ": no posterior samples (/posterior); check a file written "
+                                                           "by `fsbi run` or `fsbi sample`"));
+  const auto few = run_fsbi({"check", file("pc.h5"), "-n", "5"});
+  EXPECT_EQ(few.exit_code, 2);
+  EXPECT_THAT(few.err, HasSubstr("--replicates must be at least 20, not 5"));
 }
 
 TEST_F(CliSample, ClearErrors) {

@@ -31,7 +31,8 @@ int cmd_check(const Args& args) {
        "replicate data sets, each simulated at one posterior draw (spread over all chains)")
       ("observation", po::value(&observation),
        "check these observations instead of the file's own (CSV, header optional, or FILE.h5:/dataset)")
-      ("simulator,s", po::value(&simulator), "simulator name or plugin path (default: the model's)")
+      ("simulator,s", po::value(&simulator), "simulator name or plugin path (default: the model's; its options are "
+                                             "always the model's)")
       ("alarm", po::value(&alarm)->default_value(alarm), "flag the posterior when the smallest p-value times the "
                                                          "number of observations is below this")
       ("output,o", po::value(&output), "write the replicate data sets: FILE.csv or FILE.h5[:/dataset]")
@@ -69,12 +70,10 @@ int cmd_check(const Args& args) {
   }
   const ScoreModel model = ScoreModel::load(path);
   const auto& info = model.info();
-  std::vector<std::string> sim_opts;
-  if (simulator.empty()) {
-    simulator = info.simulator_name;
-    sim_opts = split_simulator_options(info.simulator_options);
-  }
-  const auto sim = open_simulator(simulator, parse_simulator_options(sim_opts), plugin_path);
+  // The model's simulator options always: --simulator only says where to find the plugin.
+  if (simulator.empty()) simulator = info.simulator_name;
+  const auto sim =
+      open_simulator(simulator, parse_simulator_options(split_simulator_options(info.simulator_options)), plugin_path);
   const auto d = static_cast<Eigen::Index>(ps.parameter_names.size());
   const int k = sim->data_dim();
   if (sim->parameter_dim() != d)

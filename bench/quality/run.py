@@ -77,6 +77,7 @@ REPO = SCRIPT.parents[2]
 C2ST_SCRIPT = REPO / "tests" / "support" / "c2st.py"
 DEFAULT_TASKS = "gaussian_linear,gaussian_linear_uniform,two_moons,slcp"
 STAGES = ("simulate", "train", "sample")
+CHECK_P = re.compile(r"smallest p = ([0-9.eE+-]+)")
 STAGE_MARK = re.compile(r"\[([123])/3\]")
 LOG_TAIL = 15
 
@@ -459,6 +460,20 @@ def score_check(args, run):
     return {"prior": values[0], "posterior": values[1], "seconds": time.monotonic() - t0}
 
 
+def predictive_check(args, run):
+    """`fsbi check` on the run file: the smallest posterior predictive p-value over the run's
+    observations and whether fsbi flagged the posterior (exit code 4) as not reproducing them."""
+    cmd = [str(args.fsbi), "check", str(run.h5), "--threads", str(args.threads)]
+    t0 = time.monotonic()
+    r = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, preexec_fn=child_setup)
+    if r.returncode not in (0, 4):
+        raise RuntimeError(f"fsbi check exited with {r.returncode}: {(r.stderr or r.stdout).strip()[-1000:]}")
+    m = CHECK_P.search(r.stdout + r.stderr)
+    if m is None:
+        raise RuntimeError(f"fsbi check printed no p-value:\n{(r.stdout + r.stderr)[-1000:]}")
+    return {"p": float(m.group(1)), "flagged": r.returncode == 4, "seconds": time.monotonic() - t0}
+
+
 def truth_check(args, run):
     """Where sbibm's true parameters lie in this run's posterior: z = (mean − θ_true)/sd and the
     posterior quantile of θ_true, per parameter; None without samples or true parameters."""
@@ -541,11 +556,16 @@ def do_run(args, run, index, total):
         if score is not None:
             timing = dict(timing or {}, score_error=score)
             write_atomic(run.timing, json.dumps(timing))
+        try:
+            timing = dict(timing or {}, check=predictive_check(args, run))
+            write_atomic(run.timing, json.dumps(timing))
+        except Exception as e:  # noqa: BLE001 — reported, the run's other results stand
+            print(f"{head}: fsbi check FAILED: {e}", flush=True)
         if not args.keep_files:
             run.h5.unlink()
     if timing:
         record.update(stages=timing.get("stages"), wall=timing.get("wall"), fsbi_date=timing.get("date"),
-                      score_error=timing.get("score_error"))
+                      score_error=timing.get("score_error"), check=timing.get("check"))
     times = ""
     if record["wall"] is not None:
         st = record["stages"] or {}
@@ -554,6 +574,9 @@ def do_run(args, run, index, total):
     if record.get("score_error"):
         times += (f"; score rel. MSE {record['score_error']['prior']:.3g} on prior pairs, "
                   f"{record['score_error']['posterior']:.3g} at the posterior")
+    if record.get("check"):
+        times += (f"; fsbi check p = {record['check']['p']:.3g}"
+                  + (" (FLAGGED: does not reproduce the observation)" if record["check"]["flagged"] else ""))
     truth = truth_check(args, run)
     if truth is not None:
         z, q = truth
@@ -631,15 +654,17 @@ def build_table(args, runs, records, reused, started):
         "- score rel. MSE: E‖ŝ − s‖²/E‖s‖² of the learned Fisher score against the simulator's analytic "
         "likelihood score (build/bench/score_error), mean over the runs: on 3000 fresh prior pairs / at "
         "the run's own posterior samples with x = x_o; — where the simulator has none.",
+        "- check flags: observations whose posterior `fsbi check` (posterior predictive check, "
+        "docs/diagnostics.md) flags as not reproducing the observation, of those checked.",
     ]
     if reused:
         lines.append(f"- {reused} run(s) were recorded by an earlier invocation in the same workdir; "
                      "their times are from when they ran.")
     lines += ["",
               "| mode | task | budget | obs done | C2ST | " + " | ".join(f"sbibm {a}" for a in algorithms) +
-              " | θ_true mean \\|z\\| | θ_true in 90 % | score rel. MSE prior / posterior | simulate s | train s | sample s "
+              " | θ_true mean \\|z\\| | θ_true in 90 % | score rel. MSE prior / posterior | check flags | simulate s | train s | sample s "
               "| run s | C2ST s | failures |",
-              "|---|---|---|---|---|" + "---|" * len(algorithms) + "---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|" + "---|" * len(algorithms) + "---|---|---|---|---|---|---|---|---|---|"]
     failures = []
     exceeded = []
     run_of = {r.key: r for r in runs}
@@ -670,9 +695,11 @@ def build_table(args, runs, records, reused, started):
             scores = [r["score_error"] for r in ok if r.get("score_error")]
             score_cell = (f"{mean([v['prior'] for v in scores]):.3g} / {mean([v['posterior'] for v in scores]):.3g}"
                           if scores else "—")
+            checked = [r["check"] for r in ok if r.get("check")]
+            check_cell = f"{sum(c['flagged'] for c in checked)}/{len(checked)}" if checked else "—"
             stage_means = [mean([(r.get("stages") or {}).get(s) for r in ok]) for s in STAGES]
             row = [args.label, task, str(budget), f"{len(ok)}/{len(args.obs_list)}", c2s] + \
-                  [fmt(v, 3) for v in pub] + truth_cells + [score_cell] + [fmt(v) for v in stage_means] + \
+                  [fmt(v, 3) for v in pub] + truth_cells + [score_cell, check_cell] + [fmt(v) for v in stage_means] + \
                   [fmt(mean([r.get("wall") for r in ok])), fmt(mean([r.get("c2st_seconds") for r in ok])),
                    str(len(bad)) if bad else "0"]
             lines.append("| " + " | ".join(row) + " |")

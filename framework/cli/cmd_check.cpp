@@ -14,7 +14,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <optional>
 
 namespace fsbi::cli {
 
@@ -86,7 +85,8 @@ int cmd_check(const Args& args) {
     obs_source = observation;
   } else {
     obs = ps.observations;
-    if (obs.rows() == 0) throw std::runtime_error(fmt::format("{}: /observed_data holds no observations; give --observation", path));
+    if (obs.rows() == 0)
+      throw std::runtime_error(fmt::format("{}: /observed_data holds no observations; give --observation", path));
     if (obs.cols() != k)
       throw std::runtime_error(fmt::format("{}: the observations have {} data values, simulator '{}' produces {}", path,
                                            obs.cols(), sim->name(), k));
@@ -95,11 +95,14 @@ int cmd_check(const Args& args) {
   // Posterior draws evenly spaced over the samples (chain-major), so every chain contributes.
   const auto total = static_cast<std::uint64_t>(ps.chains) * static_cast<std::uint64_t>(ps.draws);
   const std::uint64_t m = std::min(replicates, total);
-  if (m < 20) throw std::runtime_error(fmt::format("{}: holds {} posterior samples; the check needs at least 20", path, total));
+  if (m < 20)
+    throw std::runtime_error(fmt::format("{}: holds {} posterior samples; the check needs at least 20", path, total));
   Eigen::MatrixXd theta(d, static_cast<Eigen::Index>(m));
   for (std::uint64_t j = 0; j < m; ++j) {
     const std::uint64_t s = j * total / m;
-    for (Eigen::Index p = 0; p < d; ++p) theta(p, static_cast<Eigen::Index>(j)) = ps.theta[s * static_cast<std::uint64_t>(d) + static_cast<std::uint64_t>(p)];
+    for (Eigen::Index p = 0; p < d; ++p)
+      theta(p, static_cast<Eigen::Index>(j)) = ps.theta[static_cast<std::size_t>(s * static_cast<std::uint64_t>(d)) +
+                                                        static_cast<std::size_t>(p)];
   }
   PredictiveCheckSettings st;
   st.seed = seed;
@@ -116,7 +119,8 @@ int cmd_check(const Args& args) {
   if (!pc.constant.empty()) {
     std::vector<std::string> names;
     for (const int c : pc.constant) names.push_back(sim->data_names()[static_cast<std::size_t>(c)]);
-    std::printf("constant in every replicate (left out of the distance): %s\n", fmt::format("{}", fmt::join(names, ", ")).c_str());
+    std::printf("constant in every replicate (left out of the distance): %s\n",
+                fmt::format("{}", fmt::join(names, ", ")).c_str());
   }
   std::printf("replicates' own squared distance: median %.4g\n", pc.replicate_median);
   std::printf("  %-12s %14s %10s   %s\n", "observation", "sq. distance", "p", "least typical data value (two-sided p)");
@@ -139,11 +143,12 @@ int cmd_check(const Args& args) {
   if (pc.flagged) {
     std::fprintf(stderr,
                  "fsbi check: the posterior does not reproduce %s: an observation lies beyond nearly all replicate "
-                 "data sets (smallest p = %.3g for %lld observation%s, alarm %g). The learned score is likely wrong "
-                 "where this posterior is; more simulations or sequential rounds (`fsbi run --rounds 3`) may help "
-                 "(docs/diagnostics.md)\n",
-                 obs_source.c_str(), pc.p_value.minCoeff(), static_cast<long long>(obs.rows()), obs.rows() == 1 ? "" : "s",
-                 alarm);
+                 "data sets (smallest p = %.3g for %lld observation%s, alarm %g). Either the learned score is "
+                 "wrong where this posterior is (more simulations or sequential rounds, `fsbi run --rounds 3`, may "
+                 "help; see also the sampler's warnings), or the simulator cannot produce data like the observation "
+                 "at any parameters (docs/diagnostics.md)\n",
+                 obs_source.c_str(), pc.p_value.minCoeff(), static_cast<long long>(obs.rows()),
+                 obs.rows() == 1 ? "" : "s", alarm);
     return exit_check_failed;
   }
   if (n / static_cast<double>(mr + 1) >= alarm) {

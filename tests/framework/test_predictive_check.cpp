@@ -107,7 +107,8 @@ TEST_F(GaussianLinearCheck, ClearErrors) {
     }
     return "no error";
   };
-  EXPECT_EQ(message(theta.topRows(3), x_o), "the posterior draws have 3 parameters, simulator 'gaussian_linear' has 10");
+  EXPECT_EQ(message(theta.topRows(3), x_o),
+            "the posterior draws have 3 parameters, simulator 'gaussian_linear' has 10");
   EXPECT_EQ(message(theta, x_o.leftCols(4)),
             "the observations have 4 data values, simulator 'gaussian_linear' produces 10");
   EXPECT_EQ(message(theta, Table(0, 10)), "no observations to check");

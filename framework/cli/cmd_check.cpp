@@ -14,8 +14,42 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 
 namespace fsbi::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// The replicates as an ArviZ-readable netCDF-4 file (docs/file-format.md): the posterior draws they
+// were simulated at (/posterior, one chain), the checked observations (/observed_data) and the
+// replicates (/posterior_predictive), written as OUTPUT.partial and renamed when complete.
+void write_predictive_file(const std::string& output, const std::vector<std::string>& parameter_names,
+                           const Eigen::MatrixXd& theta, const PredictiveCheck& pc, const Table& obs,
+                           const std::vector<std::string>& data_names,
+                           std::vector<std::pair<std::string, std::string>> attributes) {
+  // Draws whose replicate failed are left out, as in the check.
+  const Eigen::MatrixXd kept = theta(Eigen::all, pc.draw);
+  PosteriorSamples ps;
+  ps.parameter_names = parameter_names;
+  ps.chains = 1;
+  ps.draws = static_cast<int>(kept.cols());
+  ps.theta.assign(kept.data(), kept.data() + kept.size());  // d × m column-major: C order [draw][parameter]
+  ps.data_names = data_names;
+  ps.observations = obs;
+  ps.attributes = std::move(attributes);
+  const std::string partial = output + ".partial";
+  {
+    h5::File f = h5::File::create(partial);
+    write_posterior(f, ps);
+    write_posterior_predictive(f, pc.replicates, data_names);
+    f.close();
+  }
+  fs::rename(partial, output);
+}
+
+}  // namespace
 
 int cmd_check(const Args& args) {
   po::options_description desc("fsbi check options");
@@ -34,7 +68,8 @@ int cmd_check(const Args& args) {
                                              "always the model's)")
       ("alarm", po::value(&alarm)->default_value(alarm), "flag the posterior when the smallest p-value times the "
                                                          "number of observations is below this")
-      ("output,o", po::value(&output), "write the replicate data sets: FILE.csv or FILE.h5[:/dataset]")
+      ("output,o", po::value(&output), "write the replicate data sets: FILE.csv (a table) or FILE.h5 (netCDF-4: "
+                                        "/posterior_predictive beside the draws and observations)")
       ("overwrite", "replace OUTPUT if it exists")
       ("seed", po::value(&seed)->default_value(seed), "simulation seed; results do not depend on --threads")
       ("threads,t", po::value(&threads)->default_value(threads), "threads (0: all cores)")
@@ -50,6 +85,11 @@ int cmd_check(const Args& args) {
   if (replicates < 20) throw UsageError(fmt::format("--replicates must be at least 20, not {}", replicates));
   if (threads < 0) throw UsageError("--threads must be 0 (all cores) or positive");
   if (!(alarm > 0 && alarm < 1)) throw UsageError(fmt::format("--alarm must lie in (0, 1), not {:g}", alarm));
+  if (!output.empty()) {
+    const std::string ext = fs::path(output).extension().string();
+    if (ext != ".csv" && ext != ".h5" && ext != ".hdf5" && ext != ".nc")
+      throw UsageError(fmt::format("--output {}: give FILE.csv (a table) or FILE.h5 (netCDF-4)", output));
+  }
   if (!output.empty())
     if (const std::string problem = output_path_problem(output, vm.count("overwrite") > 0); !problem.empty())
       throw std::runtime_error(problem);
@@ -134,8 +174,15 @@ int cmd_check(const Args& args) {
   for (const auto& note : pc.notes) std::printf("  %s\n", note.c_str());
 
   if (!output.empty()) {
-    const Table t = pc.replicates.transpose();
-    write_table(output, t, sim->data_names(), "/replicates");
+    if (fs::path(output).extension() == ".csv") {
+      const Table t = pc.replicates.transpose();
+      write_table(output, t, sim->data_names(), "/replicates");
+    } else {
+      write_predictive_file(output, ps.parameter_names, theta, pc, obs, sim->data_names(),
+                            {{"posterior_file", path},
+                             {"simulator_name", sim->name()},
+                             {"replicate_seed", std::to_string(seed)}});
+    }
     std::printf("wrote %s: %lld replicate data sets\n", output.c_str(), static_cast<long long>(mr));
   }
 

@@ -219,6 +219,29 @@ void write_posterior(h5::File& file, const PosteriorSamples& s) {
   }
 }
 
+void write_posterior_predictive(h5::File& file, const Eigen::MatrixXd& replicates,
+                                const std::vector<std::string>& data_names) {
+  if (file.exists("posterior_predictive"))
+    throw std::invalid_argument(
+        fmt::format("write_posterior_predictive: {} already holds /posterior_predictive", file.filename()));
+  if (static_cast<std::size_t>(replicates.rows()) != data_names.size())
+    throw std::invalid_argument(fmt::format("write_posterior_predictive: {} data names for {} data values",
+                                            data_names.size(), replicates.rows()));
+  require_unique(data_names, "data names");
+  std::int64_t max_dimid = -1;
+  scan(file, true, max_dimid);
+  DimensionWriter dims(max_dimid + 1);
+  h5::Group g = file.create_group("posterior_predictive");
+  const h5::Dataset chain = dims.index(g, "chain", 1);
+  const h5::Dataset draw = dims.index(g, "draw", static_cast<std::uint64_t>(replicates.cols()));
+  const h5::Dataset data = dims.labels(g, "data", data_names);
+  // Column-major k × m is C order [draw][data]: one chain of m draws.
+  h5::Dataset x = g.create_array("x", h5::DType::f64, {1, static_cast<std::uint64_t>(replicates.cols()),
+                                                         static_cast<std::uint64_t>(replicates.rows())});
+  x.write_all(std::span<const double>(replicates.data(), static_cast<std::size_t>(replicates.size())));
+  attach(x, {&chain, &draw, &data});
+}
+
 // ---- Reading ------------------------------------------------------------------------------------
 
 namespace {

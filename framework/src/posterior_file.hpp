@@ -43,6 +43,13 @@ struct PosteriorSamples {
 // empty or duplicate names, reserved attribute names), h5::Error for HDF5 failures.
 void write_posterior(h5::File& file, const PosteriorSamples& samples);
 
+// Writes /posterior_predictive into a file that already holds the posterior groups: replicate data
+// sets (k × m, one per posterior draw) as `x` over (chain, draw, data) with one chain, the
+// layout ArviZ's posterior predictive plots read beside /observed_data's `x`. Throws
+// std::invalid_argument if the group exists or the names do not match k.
+void write_posterior_predictive(h5::File& file, const Eigen::MatrixXd& replicates,
+                                const std::vector<std::string>& data_names);
+
 // Reads the three groups back. Throws std::runtime_error naming the file if a group is missing or
 // malformed (wrong shapes, missing coordinates, variables not attached to their dimensions).
 // `attributes` are the scalar string attributes of /posterior other than fsbi's own.

@@ -108,6 +108,35 @@ TEST_F(CliSample, CheckSaysWhetherThePosteriorReproducesTheObservation) {
   const Eigen::Map<const Table> theta(s.theta.data(), 400, 2);
   for (int j = 0; j < 2; ++j) EXPECT_NEAR(rep.col(j).mean(), theta.col(j).mean(), 0.06) << "data value " << j + 1;
 
+  // The same replicates as a netCDF-4 file: the draws, the observations and /posterior_predictive.
+  const auto nc = run_fsbi({"check", file("pc.h5"), "-n", "400", "--seed", "2", "-o", file("rep.h5")});
+  ASSERT_EQ(nc.exit_code, 0) << nc.err;
+  {
+    h5::File g = h5::File::open(file("rep.h5"));
+    const PosteriorSamples draws = read_posterior(g);
+    EXPECT_EQ(draws.chains, 1);
+    EXPECT_EQ(draws.draws, 400);
+    EXPECT_EQ(draws.observations, s.observations);
+    const std::vector<double> x = g.open_group("posterior_predictive").open_dataset("x").read_all_double();
+    ASSERT_EQ(x.size(), 800u);
+    const Eigen::Map<const Table> xm(x.data(), 400, 2);
+    EXPECT_EQ(Table(xm), rep);
+  }
+  const auto py = test::run({"/usr/bin/python3", "-c",
+                             "import xarray as xr\n"
+                             "p = xr.open_dataset('" + file("rep.h5") +
+                                 "', engine='h5netcdf', group='posterior_predictive')\n"
+                             "print('dims', dict(p.sizes), p['x'].dims)\n"});
+  if (py.exit_code == 0) {
+    EXPECT_THAT(py.out, HasSubstr("dims {'chain': 1, 'draw': 400, 'data': 2} ('chain', 'draw', 'data')"));
+  } else {
+    EXPECT_THAT(py.err, HasSubstr("No module named")) << "xarray could not open the file";
+  }
+  const auto txt = run_fsbi({"check", file("pc.h5"), "-o", file("rep.txt")});
+  EXPECT_EQ(txt.exit_code, 2);
+  EXPECT_THAT(txt.err,
+              HasSubstr("--output " + file("rep.txt") + ": give FILE.csv (a table) or FILE.h5 (netCDF-4)"));
+
   {
     std::ofstream far(file("far.csv")), wide(file("wide.csv"));
     far << "3,3\n";

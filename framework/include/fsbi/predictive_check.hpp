@@ -36,6 +36,7 @@ struct PredictiveCheckSettings {
 
 struct PredictiveCheck {
   Eigen::MatrixXd replicates;        // k × m: the replicate data sets that simulated (failed ones dropped)
+  std::vector<Eigen::Index> draw;    // m: the column of theta each replicate was simulated at
   std::uint64_t failed = 0;          // replicates whose simulation failed or was not finite
   std::string first_error;           // the first failure's message
   Eigen::VectorXd distance;          // n: squared Mahalanobis distance of each observation

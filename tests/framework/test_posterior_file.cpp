@@ -375,6 +375,38 @@ TEST(PosteriorFile, RefusesSecondWriteAndRootDatasets) {
   }
 }
 
+// /posterior_predictive: replicates k × m as x(chain = 1, draw = m, data = k), dimension ids after
+// the posterior groups', the values in C order; a second write and mismatched names refused.
+TEST(PosteriorFile, PosteriorPredictiveBesideThePosterior) {
+  TempDir dir;
+  const std::string path = dir.file("ppc.h5");
+  Eigen::MatrixXd rep(3, 4);  // k = 3 data values, m = 4 replicates: value = 10·draw + data
+  for (int j = 0; j < 4; ++j)
+    for (int i = 0; i < 3; ++i) rep(i, j) = 10.0 * j + i;
+  {
+    h5::File f = h5::File::create(path);
+    write_posterior(f, example());
+    EXPECT_THAT(error_of<std::invalid_argument>([&] { write_posterior_predictive(f, rep, {"x0", "x1"}); }),
+                HasSubstr("2 data names for 3 data values"));
+    EXPECT_FALSE(f.exists("posterior_predictive"));
+    write_posterior_predictive(f, rep, {"x0", "x1", "x2"});
+    EXPECT_THAT(error_of<std::invalid_argument>([&] { write_posterior_predictive(f, rep, {"x0", "x1", "x2"}); }),
+                HasSubstr("ppc.h5 already holds /posterior_predictive"));
+    f.close();
+  }
+  h5::File f = h5::File::open(path);
+  const h5::Group g = f.open_group("posterior_predictive");
+  const h5::Dataset x = g.open_dataset("x");
+  EXPECT_EQ(x.shape(), (std::vector<std::uint64_t>{1, 4, 3}));
+  EXPECT_EQ(x.read_all_double(), (std::vector<double>{0, 1, 2, 10, 11, 12, 20, 21, 22, 30, 31, 32}));
+  const char* dims[] = {"chain", "draw", "data"};
+  for (unsigned axis = 0; axis < 3; ++axis)
+    EXPECT_EQ(x.attached_scales(axis), std::vector<std::string>{std::string("/posterior_predictive/") + dims[axis]});
+  // The posterior groups use ids 0–6 (chain, draw, parameter; chain, draw; trial, data).
+  EXPECT_EQ(g.open_dataset("chain").attribute_int("_Netcdf4Dimid"), 7);
+  EXPECT_EQ(read_file(path).draws, kDraws);  // the posterior groups still read back
+}
+
 TEST(PosteriorFile, ReadingAFileWithoutPosteriorNamesTheFile) {
   TempDir dir;
   const std::string path = dir.file("model_only.h5");

@@ -63,8 +63,8 @@ PredictiveCheck posterior_predictive_check(const Simulator& simulator, const Eig
   const Eigen::VectorXd sd = (centred.array().square().rowwise().sum() / static_cast<double>(m - 1)).sqrt();
   std::vector<int> varying;
   for (int i = 0; i < k; ++i) {
-    if (sd[i] > 1e-12 * std::max(1.0, std::abs(mean[i]))) varying.push_back(i);
-    else out.constant.push_back(i);
+    if ((out.replicates.row(i).array() == out.replicates(i, 0)).all()) out.constant.push_back(i);
+    else varying.push_back(i);
   }
   const auto kv = static_cast<Eigen::Index>(varying.size());
   const Eigen::MatrixXd z = (centred(varying, Eigen::all).array().colwise() / sd(varying).array()).matrix();
@@ -89,10 +89,10 @@ PredictiveCheck posterior_predictive_check(const Simulator& simulator, const Eig
     const Eigen::VectorXd x = observations.row(i).transpose();
     bool off_constant = false;
     for (const int c : out.constant)
-      if (x[c] != mean[c]) {
+      if (x[c] != out.replicates(c, 0)) {
         off_constant = true;
         out.notes.push_back(fmt::format("observation {}: data value {} is {:g}, but {:g} in every replicate", i + 1,
-                                        c + 1, x[c], mean[c]));
+                                        c + 1, x[c], out.replicates(c, 0)));
       }
     if (off_constant) {
       out.distance[i] = std::numeric_limits<double>::infinity();

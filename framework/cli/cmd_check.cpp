@@ -22,7 +22,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The replicates as an ArviZ-readable netCDF-4 file (docs/file-format.md): the posterior draws they
+// The replicates as a netCDF-4 file in ArviZ's InferenceData layout (docs/file-format.md): the draws they
 // were simulated at (/posterior, one chain), the checked observations (/observed_data) and the
 // replicates (/posterior_predictive), written as OUTPUT.partial and renamed when complete.
 void write_predictive_file(const std::string& output, const std::vector<std::string>& parameter_names,

@@ -6,8 +6,8 @@
 // x̃_j ~ p(x | θ_j), θ_j from the posterior, each observation x_i is placed among them by its
 // Mahalanobis distance from the replicates' mean (in the replicates' own correlation, data values
 // standardised); p_i is the share of replicates at least as far. A posterior predictive p-value is
-// conservative (near 1/2 rather than uniform when the posterior is right), so a small one is
-// strong evidence that the posterior is wrong. It cannot see a posterior that is too wide.
+// conservative (it leans towards 1 rather than being uniform when the posterior is right), so a
+// small one is strong evidence that the posterior is wrong. It cannot see a posterior that is too wide.
 #pragma once
 
 #include "fsbi/plugin.hpp"

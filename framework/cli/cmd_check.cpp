@@ -89,10 +89,9 @@ int cmd_check(const Args& args) {
     const std::string ext = fs::path(output).extension().string();
     if (ext != ".csv" && ext != ".h5" && ext != ".hdf5" && ext != ".nc")
       throw UsageError(fmt::format("--output {}: give FILE.csv (a table) or FILE.h5 (netCDF-4)", output));
-  }
-  if (!output.empty())
     if (const std::string problem = output_path_problem(output, vm.count("overwrite") > 0); !problem.empty())
       throw std::runtime_error(problem);
+  }
 
   PosteriorSamples ps;
   {
@@ -137,13 +136,11 @@ int cmd_check(const Args& args) {
   const std::uint64_t m = std::min(replicates, total);
   if (m < 20)
     throw std::runtime_error(fmt::format("{}: holds {} posterior samples; the check needs at least 20", path, total));
+  // ps.theta is C order [sample][parameter]: column s of a d × total column-major map.
+  const Eigen::Map<const Eigen::MatrixXd> samples(ps.theta.data(), d, static_cast<Eigen::Index>(total));
   Eigen::MatrixXd theta(d, static_cast<Eigen::Index>(m));
-  for (std::uint64_t j = 0; j < m; ++j) {
-    const std::uint64_t s = j * total / m;
-    for (Eigen::Index p = 0; p < d; ++p)
-      theta(p, static_cast<Eigen::Index>(j)) = ps.theta[static_cast<std::size_t>(s * static_cast<std::uint64_t>(d)) +
-                                                        static_cast<std::size_t>(p)];
-  }
+  for (std::uint64_t j = 0; j < m; ++j)
+    theta.col(static_cast<Eigen::Index>(j)) = samples.col(static_cast<Eigen::Index>(j * total / m));
   PredictiveCheckSettings st;
   st.seed = seed;
   st.threads = threads;

@@ -375,14 +375,17 @@ FisherEstimate fisher_from_scores(const Eigen::MatrixXd& scores) {
 
 // ---------------------------------------------------------------------------------------------
 
+std::vector<Eigen::Index> ok_column_indices(const SimulatedRows& rows) {
+  std::vector<Eigen::Index> ok;
+  ok.reserve(rows.ok.size());
+  for (Eigen::Index c = 0; c < rows.x.cols(); ++c)
+    if (rows.ok[static_cast<std::size_t>(c)]) ok.push_back(c);
+  return ok;
+}
+
 namespace {
 
-Eigen::MatrixXd ok_columns(const SimulatedRows& rows) {
-  Eigen::MatrixXd x(rows.x.rows(), rows.x.cols() - static_cast<Eigen::Index>(rows.failed));
-  for (Eigen::Index c = 0, o = 0; c < rows.x.cols(); ++c)
-    if (rows.ok[static_cast<std::size_t>(c)]) x.col(o++) = rows.x.col(c);
-  return x;
-}
+Eigen::MatrixXd ok_columns(const SimulatedRows& rows) { return rows.x(Eigen::all, ok_column_indices(rows)); }
 
 }  // namespace
 

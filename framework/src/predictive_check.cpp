@@ -42,13 +42,9 @@ PredictiveCheck posterior_predictive_check(const Simulator& simulator, const Eig
   PredictiveCheck out;
   out.failed = rows.failed;
   out.first_error = rows.first_error;
-  const Eigen::Index m = theta.cols() - static_cast<Eigen::Index>(rows.failed);
-  out.replicates.resize(k, m);
-  for (Eigen::Index j = 0; j < theta.cols(); ++j)
-    if (rows.ok[static_cast<std::size_t>(j)]) {
-      out.replicates.col(static_cast<Eigen::Index>(out.draw.size())) = rows.x.col(j);
-      out.draw.push_back(j);
-    }
+  out.draw = ok_column_indices(rows);
+  out.replicates = rows.x(Eigen::all, out.draw);
+  const Eigen::Index m = out.replicates.cols();
   if (m < 20 || m < k + 2)
     throw PredictiveCheckError(fmt::format(
         "only {} of {} replicate simulations succeeded{}; the check needs at least {} (more posterior draws, "

@@ -56,6 +56,10 @@ struct SimulatedRows {
 SimulatedRows simulate_at(const Simulator& simulator, const Eigen::MatrixXd& theta, std::uint64_t seed,
                           std::uint64_t first_index, int threads);
 
+// The columns of `rows` that simulated, in order: rows.x(Eigen::all, ok_column_indices(rows)) is
+// their data.
+std::vector<Eigen::Index> ok_column_indices(const SimulatedRows& rows);
+
 // ---- Ridge least squares ---------------------------------------------------------------------
 
 struct RidgeSettings {

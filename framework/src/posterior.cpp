@@ -45,6 +45,14 @@ void Posterior::set_prior(std::unique_ptr<Prior> prior) {
   prior_ = std::move(prior);
 }
 
+void Posterior::set_score_offset(Eigen::VectorXd offset_u) {
+  if (offset_u.size() != 0 && offset_u.size() != model_.theta_dim())
+    throw std::invalid_argument(fmt::format("score offset has {} values, the model {} parameters", offset_u.size(),
+                                            model_.theta_dim()));
+  if (!offset_u.allFinite()) throw std::invalid_argument("score offset holds NaN or infinite values");
+  offset_u_ = std::move(offset_u);
+}
+
 Eigen::MatrixXd Posterior::score(const Eigen::MatrixXd& theta, const Table& observations) const {
   check_observations(model_, observations);
   const auto& tr = model_.transform();
@@ -80,20 +88,24 @@ SamplingTarget Posterior::target(const Table& observations) const {
   };
   t.log_prior = [m, p](const Eigen::MatrixXd& u) { return m->transform().prior_log_density(*p, u); };
   t.grad_log_prior = [m, p](const Eigen::MatrixXd& u) { return m->transform().prior_score(*p, u); };
-  t.grad_log_likelihood = [m, obs, paired](const Eigen::MatrixXd& u) {
+  // The score offset, once per observation (zero when none is set).
+  const Eigen::VectorXd offset = offset_u_.size() == 0
+                                     ? Eigen::VectorXd::Zero(t.dim)
+                                     : Eigen::VectorXd(static_cast<double>(obs.cols()) * offset_u_);
+  t.grad_log_likelihood = [m, obs, paired, offset](const Eigen::MatrixXd& u) {
     Eigen::MatrixXd ur, xr;
     paired(u, ur, xr);
     const Eigen::MatrixXd s = m->score_u(ur, xr);
-    Eigen::MatrixXd sum = Eigen::MatrixXd::Zero(u.rows(), u.cols());
+    Eigen::MatrixXd sum = -offset.replicate(1, u.cols());
     for (Eigen::Index i = 0; i < obs.cols(); ++i) sum += s.middleCols(i * u.cols(), u.cols());
     return sum;
   };
   if (model_.is_energy())
-    t.log_likelihood = [m, obs, paired](const Eigen::MatrixXd& u) {
+    t.log_likelihood = [m, obs, paired, offset](const Eigen::MatrixXd& u) {
       Eigen::MatrixXd ur, xr;
       paired(u, ur, xr);
       const Eigen::RowVectorXd e = m->energy_u(ur, xr);
-      Eigen::RowVectorXd sum = Eigen::RowVectorXd::Zero(u.cols());
+      Eigen::RowVectorXd sum = -(offset.transpose() * u);
       for (Eigen::Index i = 0; i < obs.cols(); ++i) sum -= e.segment(i * u.cols(), u.cols());
       return sum;
     };

@@ -57,7 +57,15 @@ class Posterior {
   // new prior's support is not inside the training prior's.
   void set_prior(std::unique_ptr<Prior> prior);
 
-  // ∇θ log π(θ) + Σ_i s(θ, x_i) for theta d × n and observations (rows = i.i.d. observations).
+  // Subtracts n·offset_u from the composed score in u (n = the number of observations), and
+  // n·offset_uᵀu from the log-likelihood: the learned score's mean over the simulator's data near
+  // the posterior, estimated by estimate_score_offset() (fsbi/score_recentring.hpp). Empty: none.
+  // Throws std::invalid_argument for a wrong length or non-finite values.
+  void set_score_offset(Eigen::VectorXd offset_u);
+  const Eigen::VectorXd& score_offset() const { return offset_u_; }
+
+  // ∇θ log π(θ) + Σ_i s(θ, x_i) for theta d × n and observations (rows = i.i.d. observations),
+  // less the score offset (if set) mapped to θ.
   Eigen::MatrixXd score(const Eigen::MatrixXd& theta, const Table& observations) const;
 
   // Draws about n samples (chains × ceil(n / chains)).
@@ -74,6 +82,7 @@ class Posterior {
   ScoreModel model_;
   std::string path_;
   std::unique_ptr<Prior> prior_;
+  Eigen::VectorXd offset_u_;
 };
 
 }  // namespace fsbi

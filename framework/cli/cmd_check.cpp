@@ -9,6 +9,7 @@
 #include "h5/h5.hpp"
 #include "output_path.hpp"
 #include "posterior_file.hpp"
+#include "sample_command.hpp"
 
 #include <fmt/format.h>
 
@@ -108,10 +109,7 @@ int cmd_check(const Args& args) {
   }
   const ScoreModel model = ScoreModel::load(path);
   const auto& info = model.info();
-  // The model's simulator options always: --simulator only says where to find the plugin.
-  if (simulator.empty()) simulator = info.simulator_name;
-  const auto sim =
-      open_simulator(simulator, parse_simulator_options(split_simulator_options(info.simulator_options)), plugin_path);
+  const auto sim = open_model_simulator(info, simulator, plugin_path);
   const auto d = static_cast<Eigen::Index>(ps.parameter_names.size());
   const int k = sim->data_dim();
   if (sim->parameter_dim() != d)

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -139,6 +140,19 @@ int cmd_info(const Args& args) {
   if (file.exists("posterior")) {
     print_posterior(file);
     known = true;
+  }
+  if (file.exists("recentring")) {
+    const h5::Group g = file.open_group("recentring");
+    const std::vector<double> offset = g.open_dataset("offset_u").read_all_double(),
+                              se = g.open_dataset("standard_error").read_all_double();
+    double largest = 0;
+    for (std::size_t i = 0; i < offset.size() && i < se.size(); ++i)
+      if (se[i] > 0) largest = std::max(largest, std::abs(offset[i]) / se[i]);
+    std::printf("  /recentring: %llu simulations at posterior draws (%llu failed); score offset taken back per "
+                "observation, in u: %s (largest %.3g standard errors)\n",
+                static_cast<unsigned long long>(g.attribute_uint("num_requested")),
+                static_cast<unsigned long long>(g.attribute_uint("num_failed")),
+                fmt::format("{:.3g}", fmt::join(offset, ", ")).c_str(), largest);
   }
   if (!known) {
     std::printf("  groups:");

@@ -9,8 +9,10 @@
 #include "fsbi/posterior.hpp"
 #include "fsbi/sequential.hpp"
 #include "fsbi/simulation.hpp"
+#include "fsbi/score_recentring.hpp"
 #include "fsbi/trainer.hpp"
 #include "output_path.hpp"
+#include "recentring_file.hpp"
 #include "sample_command.hpp"
 #include "sequential_file.hpp"
 #include "training_options.hpp"
@@ -27,19 +29,43 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// Several i.i.d. observations add the learned score's mean error once per observation, so by
+// default a share of the budget goes to recentring the score at the posterior
+// (fsbi/score_recentring.hpp, docs/sampling.md "Several observations").
+constexpr double default_recentring_share = 0.2;
+
+// The recentring simulations of `n`: `requested` (−1: the default share with several
+// observations, none with one). Throws UsageError for a count the run cannot spend.
+std::uint64_t recentring_simulations(std::int64_t requested, std::uint64_t n, Eigen::Index observations) {
+  if (requested < -1)
+    throw UsageError(fmt::format("--recentring-simulations must be 0 (off), at least {}, or -1 (default), not {}",
+                                 min_recentring_simulations, requested));
+  if (requested == -1)
+    return observations >= 2 ? static_cast<std::uint64_t>(default_recentring_share * static_cast<double>(n)) : 0;
+  const auto k = static_cast<std::uint64_t>(requested);
+  if (k != 0 && k < static_cast<std::uint64_t>(min_recentring_simulations))
+    throw UsageError(fmt::format("--recentring-simulations must be 0 (off) or at least {}, not {}",
+                                 min_recentring_simulations, k));
+  if (k != 0 && 2 * k > n)
+    throw UsageError(fmt::format("--recentring-simulations {} would take more than half of the {} simulations; "
+                                 "give at most {} or a larger --num-simulations",
+                                 k, n, n / 2));
+  return k;
+}
+
 // `fsbi run --rounds R` with R > 1: the rounds' stage files (OUTPUT.round<r>.*.h5), then the
 // posterior of the last round's model into OUTPUT, whose /simulations pools every round's pairs
 // and whose /rounds keeps each round's proposal and model.
 int run_rounds(const Simulator* sim, std::shared_ptr<const Prior> prior, const std::string& prior_source, const Table& obs,
                const std::string& observation, const std::string& output, std::uint64_t n, std::uint64_t seed,
                int threads, bool resume, bool quiet, const SequentialSettings& sq, TrainingSettings ts,
-               SamplingCliOptions& so) {
+               SamplingCliOptions& so, std::uint64_t recentring_k) {
   SequentialInputs in;
   in.simulator = sim;
   in.prior = std::move(prior);
   in.prior_source = prior_source;
   in.observations = obs;
-  in.simulation.num_simulations = n;
+  in.simulation.num_simulations = n - recentring_k;
   in.simulation.seed = seed;
   in.simulation.threads = threads;
   in.simulation.progress = quiet ? ProgressMode::quiet : ProgressMode::automatic;
@@ -58,15 +84,20 @@ int run_rounds(const Simulator* sim, std::shared_ptr<const Prior> prior, const s
   if (!quiet) std::printf("[3/3] sampling the posterior for %lld observation(s)\n", static_cast<long long>(obs.rows()));
   Posterior post = Posterior::load(rep.model);
   so.options.training_proposal = rep.proposal;
-  const PosteriorDraws draws = draw_posterior(post, obs, so, seed, threads, quiet);
-  write_posterior_file(output, rep.model, draws, obs, observation, seed, rep.pooled,
-                       [&](h5::File& f) { write_rounds(f, output, rep); });
+  std::optional<ScoreRecentring> recentring;
+  const PosteriorDraws draws = draw_recentred(post, *sim, obs, so, seed, threads, quiet, recentring_k,
+                                              n - recentring_k, recentring);
+  write_posterior_file(output, rep.model, draws, obs, observation, seed, rep.pooled, [&](h5::File& f) {
+    write_rounds(f, output, rep);
+    if (recentring) write_recentring(f, *recentring, recentring_k, seed, n - recentring_k);
+  });
   std::error_code ec;
   for (const auto& f : sequential_stage_files(output, sq.rounds)) fs::remove(f, ec);
   print_summary(draws, quiet);
   if (!quiet)
-    std::printf("wrote %s: /simulations (%llu pairs over %d rounds), /rounds, /model and %lld posterior samples\n",
-                output.c_str(), static_cast<unsigned long long>(n), sq.rounds, static_cast<long long>(draws.theta.rows()));
+    std::printf("wrote %s: /simulations (%llu pairs over %d rounds), /rounds,%s /model and %lld posterior samples\n",
+                output.c_str(), static_cast<unsigned long long>(n - recentring_k), sq.rounds,
+                recentring ? " /recentring," : "", static_cast<long long>(draws.theta.rows()));
   if (!quiet) std::printf("does the posterior reproduce the observation? fsbi check %s\n", output.c_str());
   return exit_ok;
 }
@@ -83,6 +114,7 @@ int cmd_run(const Args& args) {
   TrainingSettings& ts = topts.settings;
   SamplingCliOptions so;
   SequentialSettings sq;
+  std::int64_t recentring_requested = -1;
   desc.add_options()
       ("simulator,s", po::value(&simulator)->required(), "simulator name or plugin path")
       ("observation", po::value(&observation)->required(), "observed data (CSV, one row per i.i.d. observation)")
@@ -112,6 +144,9 @@ int cmd_run(const Args& args) {
       ("truncated-share", po::value(&sq.truncated_share)->default_value(sq.truncated_share),
        "share of each proposal's focused draws from the prior truncated to the mixture's region (0: the mixture "
        "alone, 1: the truncated prior alone)")
+      ("recentring-simulations", po::value(&recentring_requested)->default_value(-1),
+       "simulations (out of the budget) at posterior draws that recentre the learned score; -1: a fifth of the "
+       "budget with several observations, none with one; 0: off (docs/sampling.md)")
       ("truncation-quantile", po::value(&sq.truncation_quantile)->default_value(sq.truncation_quantile),
        "the region's edge: this quantile of the mixture's log density over the posterior samples");
   topts.add_to(desc);
@@ -148,17 +183,19 @@ int cmd_run(const Args& args) {
     source = "simulator default";
   }
   auto prior = parse_prior(prior_spec, sim->parameter_dim());
+  const std::uint64_t recentring_k = recentring_simulations(recentring_requested, n, obs.rows());
 
   if (sq.rounds != 1) return run_rounds(sim.get(), std::move(prior), source, obs, observation, output, n, seed, threads, resume,
-                                        quiet, sq, ts, so);
+                                        quiet, sq, ts, so, recentring_k);
+  const std::uint64_t n_train = n - recentring_k;
   const std::string sims_file = output + ".simulations.h5", model_file = output + ".model.h5";
   // Stage 1: simulations.
   if (fs::exists(sims_file, ec) && resume) {
     if (!quiet) std::printf("[1/3] simulations: reusing %s\n", sims_file.c_str());
   } else {
-    if (!quiet) std::printf("[1/3] simulating %llu × %s\n", static_cast<unsigned long long>(n), sim->name().c_str());
+    if (!quiet) std::printf("[1/3] simulating %llu × %s\n", static_cast<unsigned long long>(n_train), sim->name().c_str());
     SimulationSettings st;
-    st.num_simulations = n;
+    st.num_simulations = n_train;
     st.seed = seed;
     st.threads = threads;
     st.progress = quiet ? ProgressMode::quiet : ProgressMode::automatic;
@@ -184,13 +221,17 @@ int cmd_run(const Args& args) {
   // Stage 3: sampling, then the single run file.
   if (!quiet) std::printf("[3/3] sampling the posterior for %lld observation(s)\n", static_cast<long long>(obs.rows()));
   Posterior post = Posterior::load(model_file);
-  const PosteriorDraws draws = draw_posterior(post, obs, so, seed, threads, quiet);
-  write_posterior_file(output, model_file, draws, obs, observation, seed, sims_file);
+  std::optional<ScoreRecentring> recentring;
+  const PosteriorDraws draws =
+      draw_recentred(post, *sim, obs, so, seed, threads, quiet, recentring_k, n_train, recentring);
+  write_posterior_file(output, model_file, draws, obs, observation, seed, sims_file, [&](h5::File& f) {
+    if (recentring) write_recentring(f, *recentring, recentring_k, seed, n_train);
+  });
   fs::remove(sims_file, ec);
   fs::remove(model_file, ec);
   print_summary(draws, quiet);
-  if (!quiet) std::printf("wrote %s: /simulations, /model and %lld posterior samples\n", output.c_str(),
-                          static_cast<long long>(draws.theta.rows()));
+  if (!quiet) std::printf("wrote %s: /simulations,%s /model and %lld posterior samples\n", output.c_str(),
+                          recentring ? " /recentring," : "", static_cast<long long>(draws.theta.rows()));
   if (!quiet) std::printf("does the posterior reproduce the observation? fsbi check %s\n", output.c_str());
   return exit_ok;
 }

@@ -1,10 +1,13 @@
 #include "cli_common.hpp"
+#include "fsbi/plugin.hpp"
 #include "fsbi/posterior.hpp"
 #include "fsbi/progress.hpp"
+#include "fsbi/score_recentring.hpp"
 #include "fsbi/version.hpp"
 #include "model_file.hpp"
 #include "output_path.hpp"
 #include "posterior_file.hpp"
+#include "recentring_file.hpp"
 #include "sample_command.hpp"
 
 #include <fmt/format.h>
@@ -16,6 +19,15 @@
 namespace fsbi::cli {
 
 namespace fs = std::filesystem;
+
+namespace {
+
+// `fsbi sample --recentring-simulations`: pair j simulates with the stream (seed, simulator,
+// 2^40 + j), beyond the slots of any simulation file, so that a model trained on pairs of the
+// same seed does not see its own training noise again.
+constexpr std::uint64_t sample_recentring_first_index = std::uint64_t{1} << 40;
+
+}  // namespace
 
 void add_sampling_options(po::options_description& desc, SamplingCliOptions& o) {
   desc.add_options()
@@ -92,6 +104,43 @@ void write_posterior_file(const std::string& output, const std::string& model_pa
   fs::rename(partial, output);
 }
 
+PosteriorDraws draw_recentred(Posterior& post, const Simulator& sim, const Table& obs, SamplingCliOptions& so,
+                              std::uint64_t seed, int threads, bool quiet, std::uint64_t k, std::uint64_t first_index,
+                              std::optional<ScoreRecentring>& recentring) {
+  PosteriorDraws draws = draw_posterior(post, obs, so, seed, threads, quiet);
+  if (k == 0) return draws;
+  const auto total = static_cast<std::uint64_t>(draws.theta.rows());
+  const std::uint64_t m = std::min(k, total);
+  Eigen::MatrixXd theta(draws.theta.cols(), static_cast<Eigen::Index>(m));
+  for (std::uint64_t j = 0; j < m; ++j)
+    theta.col(static_cast<Eigen::Index>(j)) = draws.theta.row(static_cast<Eigen::Index>(j * total / m)).transpose();
+  if (!quiet)
+    std::printf("      recentring the score: %llu simulations at posterior draws\n", static_cast<unsigned long long>(m));
+  ScoreRecentringSettings st;
+  st.seed = seed;
+  st.first_index = first_index;
+  st.threads = threads;
+  recentring = estimate_score_offset(post.model(), sim, theta, st);
+  const ScoreRecentring& r = *recentring;
+  if (!quiet) {
+    const Eigen::ArrayXd z = r.offset_u.array() / r.standard_error.array();
+    std::printf("      score offset per observation: largest %.3g standard errors (%s); %llu failed\n",
+                z.abs().maxCoeff(), fmt::format("{:.2g}", fmt::join(r.offset_u, ", ")).c_str(),
+                static_cast<unsigned long long>(r.failed));
+    std::printf("      sampling again with the recentred score\n");
+  }
+  post.set_score_offset(r.offset_u);
+  return draw_posterior(post, obs, so, seed, threads, quiet);
+}
+
+std::shared_ptr<const Simulator> open_model_simulator(const ModelInfo& info, std::string simulator,
+                                                     const std::vector<std::string>& plugin_path) {
+  // The model's simulator options always: `simulator` only says where to find the plugin.
+  if (simulator.empty()) simulator = info.simulator_name;
+  return open_simulator(simulator, parse_simulator_options(split_simulator_options(info.simulator_options)),
+                        plugin_path);
+}
+
 void print_summary(const PosteriorDraws& draws, bool quiet) {
   if (quiet) return;
   const auto& t = draws.theta;
@@ -117,6 +166,9 @@ int cmd_sample(const Args& args) {
   std::uint64_t seed = 0;
   int threads = 0;
   SamplingCliOptions o;
+  std::uint64_t recentring = 0;
+  std::string simulator;
+  std::vector<std::string> plugin_path;
   desc.add_options()
       ("model,m", po::value(&model)->required(), "model file (`fsbi train`) or run file (`fsbi run`)")
       ("observation", po::value(&observation)->required(),
@@ -125,7 +177,13 @@ int cmd_sample(const Args& args) {
       ("seed", po::value(&seed)->default_value(0), "sampler seed; results do not depend on --threads")
       ("threads,t", po::value(&threads)->default_value(0), "threads (0: all cores)")
       ("overwrite", "replace OUTPUT if it exists")
-      ("quiet,q", "no progress output");
+      ("quiet,q", "no progress output")
+      ("recentring-simulations", po::value(&recentring)->default_value(0),
+       "run the model's simulator at this many posterior draws and recentre the learned score there before "
+       "sampling again (0: off; worth it with several observations, docs/sampling.md)")
+      ("simulator,s", po::value(&simulator), "with --recentring-simulations: simulator name or plugin path (default: "
+                                             "the model's; its options are always the model's)")
+      ("plugin-path", po::value(&plugin_path)->composing(), "extra folder to search for plugins (repeatable)");
   add_sampling_options(desc, o);
   po::variables_map vm;
   if (!parse_args(args,
@@ -135,13 +193,24 @@ int cmd_sample(const Args& args) {
     return exit_ok;
   if (const std::string problem = output_path_problem(output, vm.count("overwrite") > 0); !problem.empty())
     throw std::runtime_error(problem);
+  if (recentring != 0 && recentring < static_cast<std::uint64_t>(min_recentring_simulations))
+    throw UsageError(fmt::format("--recentring-simulations must be 0 (off) or at least {}, not {}",
+                                 min_recentring_simulations, recentring));
   Posterior post = Posterior::load(model);
   const auto& info = post.model().info();
   const Table obs = read_table(observation, post.model().x_dim(), "observation",
                                fmt::format("simulator '{}' produces {}", info.simulator_name, post.model().x_dim()));
   const bool quiet = vm.count("quiet") > 0;
-  const PosteriorDraws draws = draw_posterior(post, obs, o, seed, threads, quiet);
-  write_posterior_file(output, model, draws, obs, observation, seed);
+  // The simulator is opened (and its absence reported) before any sampling.
+  std::shared_ptr<const Simulator> sim;
+  if (recentring > 0) sim = open_model_simulator(info, simulator, plugin_path);
+  std::optional<ScoreRecentring> rec;
+  const PosteriorDraws draws = recentring > 0 ? draw_recentred(post, *sim, obs, o, seed, threads, quiet, recentring,
+                                                               sample_recentring_first_index, rec)
+                                              : draw_posterior(post, obs, o, seed, threads, quiet);
+  write_posterior_file(output, model, draws, obs, observation, seed, {}, [&](h5::File& f) {
+    if (rec) write_recentring(f, *rec, recentring, seed, sample_recentring_first_index);
+  });
   print_summary(draws, quiet);
   if (!quiet) std::printf("wrote %s: %lld posterior samples\n", output.c_str(), static_cast<long long>(draws.theta.rows()));
   return exit_ok;

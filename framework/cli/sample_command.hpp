@@ -3,11 +3,16 @@
 #pragma once
 
 #include "cli_common.hpp"
+#include "fsbi/plugin.hpp"
 #include "fsbi/posterior.hpp"
+#include "fsbi/score_recentring.hpp"
 #include "h5/h5.hpp"
 
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace fsbi::cli {
 
@@ -21,6 +26,17 @@ struct SamplingCliOptions {
 void add_sampling_options(po::options_description& desc, SamplingCliOptions& o);
 PosteriorDraws draw_posterior(Posterior& post, const Table& obs, SamplingCliOptions& o, std::uint64_t seed,
                               int threads, bool quiet);
+// draw_posterior(); with k > 0, first a preliminary posterior whose draws (k, evenly spaced over
+// all chains) the simulator is run at to estimate the score offset (fsbi/score_recentring.hpp,
+// streams from first_index on), then the posterior again with the offset (same seed, same starts).
+// `recentring` receives the pairs and the offset.
+PosteriorDraws draw_recentred(Posterior& post, const Simulator& sim, const Table& obs, SamplingCliOptions& so,
+                              std::uint64_t seed, int threads, bool quiet, std::uint64_t k, std::uint64_t first_index,
+                              std::optional<ScoreRecentring>& recentring);
+// The model's simulator with the model's options; `simulator` (a name or plugin path; empty: the
+// model's name) only says where to find the plugin.
+std::shared_ptr<const Simulator> open_model_simulator(const ModelInfo& info, std::string simulator,
+                                                     const std::vector<std::string>& plugin_path);
 // Writes OUTPUT atomically (OUTPUT.partial, renamed when complete): /model, then the posterior
 // groups. With `base` non-empty, OUTPUT starts as a byte copy of that fsbi file (a run file starts
 // from its simulation file; HDF5 1.10's H5Ocopy crashes on its variable-length attributes).

@@ -77,6 +77,8 @@ TEST_F(CliRunRounds, RunFileHoldsEveryRoundsProposalPairsAndModel) {
   }
   EXPECT_EQ(rows, 900);
   EXPECT_EQ(pooled.theta.rows(), 900);
+  // One observation: no recentring by default (docs/sampling.md, "Several observations").
+  EXPECT_FALSE(f.exists("recentring"));
   EXPECT_THAT(pooled.prior_source, HasSubstr("sequential rounds 1-3"));
 
   // The run's model trained on the pooled pairs with the pooled proposal's score; round 1 is an
@@ -172,6 +174,25 @@ TEST_F(CliRunRounds, OneRoundIsTheAmortisedRun) {
   const std::string init = f.open_group("posterior").attribute_string("init");
   EXPECT_THAT(init, HasSubstr("nearest"));
   EXPECT_THAT(init, testing::Not(HasSubstr("weighted")));
+}
+
+// Recentring after the rounds comes out of the same budget: the rounds share what is left, and the
+// recentring pairs continue round 1's stream after every row the rounds could have used.
+TEST_F(CliRunRounds, RecentringAfterRoundsSharesTheBudget) {
+  auto a = args(tmp.file("rc.h5"), 2);
+  a.insert(a.end(), {"--recentring-simulations", "100", "--quiet"});
+  const auto r = run_fsbi(a);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  h5::File f = h5::File::open(tmp.file("rc.h5"));
+  h5::Group rounds = f.open_group("rounds");
+  EXPECT_EQ(rounds.open_group("round_1").attribute_int("num_requested") +
+                rounds.open_group("round_2").attribute_int("num_requested"),
+            800);
+  EXPECT_EQ(read_simulations(tmp.file("rc.h5")).theta.rows(), 800);
+  h5::Group g = f.open_group("recentring");
+  EXPECT_EQ(g.attribute_uint("num_requested"), 100u);
+  EXPECT_EQ(g.attribute_uint("first_index"), 800u);
+  EXPECT_EQ(g.open_dataset("theta").shape(), (std::vector<std::uint64_t>{100, 2}));
 }
 
 TEST_F(CliRunRounds, BadSequentialSettingsGetClearErrors) {

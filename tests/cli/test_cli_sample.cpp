@@ -1,6 +1,9 @@
 // `fsbi sample` and `fsbi run` through the real binary on a small problem: the netCDF-4 posterior
 // file (read by xarray), reloading it as a Posterior, determinism across thread counts, errors.
+#include "fsbi/local_fsm.hpp"
+#include "fsbi/plugin.hpp"
 #include "fsbi/posterior.hpp"
+#include "fsbi/simulation.hpp"
 #include "fsbi/table_io.hpp"
 #include "posterior_file.hpp"
 #include "test_support.hpp"
@@ -156,6 +159,100 @@ TEST_F(CliSample, CheckSaysWhetherThePosteriorReproducesTheObservation) {
   const auto few = run_fsbi({"check", file("pc.h5"), "-n", "5"});
   EXPECT_EQ(few.exit_code, 2);
   EXPECT_THAT(few.err, HasSubstr("--replicates must be at least 20, not 5"));
+}
+
+// `fsbi run` with several observations spends a fifth of the budget recentring the score
+// (docs/sampling.md, "Several observations"): the pairs and the offset are in the run file, the
+// offset is the model's mean score over those pairs, and the pairs are the simulator's own draws
+// from the documented streams; --recentring-simulations 0 turns it off; bad counts are refused.
+TEST_F(CliSample, RunRecentresTheScoreForSeveralObservations) {
+  const std::uint64_t seed = test::announce_seed("run", 23);
+  auto args = [&](const std::string& out) {
+    return std::vector<std::string>{"run", "-s", "gaussian_linear", "--sim-opt", "dim=2", "--observation",
+                                    file("obs.csv"), "-n", "1000", "--epochs", "8", "--num-samples", "400",
+                                    "--chains", "8", "--warmup", "100", "--seed", std::to_string(seed), "-o", out};
+  };
+  const auto r = run_fsbi(args(file("rc.h5")));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("[1/3] simulating 800 × gaussian_linear"));
+  EXPECT_THAT(r.out, HasSubstr("recentring the score: 200 simulations at posterior draws"));
+  EXPECT_THAT(r.out, HasSubstr("/recentring,"));
+  EXPECT_EQ(read_simulations(file("rc.h5")).theta.rows(), 800);
+  h5::File f = h5::File::open(file("rc.h5"));
+  h5::Group g = f.open_group("recentring");
+  EXPECT_EQ(g.attribute_uint("num_requested"), 200u);
+  EXPECT_EQ(g.attribute_uint("num_failed"), 0u);
+  EXPECT_EQ(g.attribute_uint("seed"), seed);
+  EXPECT_EQ(g.attribute_uint("first_index"), 800u);
+  const std::vector<double> th = g.open_dataset("theta").read_all_double(), x = g.open_dataset("x").read_all_double();
+  ASSERT_EQ(th.size(), 400u);
+  ASSERT_EQ(x.size(), 400u);
+  const Eigen::Map<const Eigen::MatrixXd> theta(th.data(), 2, 200), xs(x.data(), 2, 200);
+  // The pairs at their streams: pair j is simulation first_index + j of the run's seed.
+  const auto sim = open_simulator("gaussian_linear", {{"dim", "2"}}, {test::bundled_plugin_dir()});
+  EXPECT_EQ(simulate_at(*sim, theta, seed, 800, 1).x, xs);
+  // The draws are posterior draws: inside the run's posterior samples' range.
+  const PosteriorSamples ps = read_posterior(f);
+  const Eigen::Map<const Eigen::MatrixXd> samples(ps.theta.data(), 2, 400);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_GE(theta.row(i).minCoeff(), samples.row(i).minCoeff() - 0.3) << "parameter " << i + 1;
+    EXPECT_LE(theta.row(i).maxCoeff(), samples.row(i).maxCoeff() + 0.3) << "parameter " << i + 1;
+  }
+  // The offset is the model's mean score in u over the pairs.
+  const ScoreModel model = ScoreModel::load(file("rc.h5"));
+  const Eigen::VectorXd mean = model.score_u(model.transform().to_unconstrained(theta), xs).rowwise().mean();
+  const std::vector<double> offset = g.open_dataset("offset_u").read_all_double();
+  ASSERT_EQ(offset.size(), 2u);
+  for (int i = 0; i < 2; ++i) EXPECT_NEAR(offset[static_cast<std::size_t>(i)], mean(i), 1e-9 * std::abs(mean(i)));
+  const auto info = run_fsbi({"info", file("rc.h5")});
+  EXPECT_THAT(info.out, HasSubstr("/recentring: 200 simulations at posterior draws (0 failed)"));
+
+  // `fsbi sample` recentres on request, with streams beyond any simulation file's slots.
+  const auto s = run_fsbi({"sample", "--model", file("model.h5"), "--observation", file("obs.csv"),
+                           "--recentring-simulations", "100", "--num-samples", "400", "--chains", "8", "--warmup",
+                           "100", "--seed", "4", "-o", file("src.h5")});
+  ASSERT_EQ(s.exit_code, 0) << s.err;
+  EXPECT_THAT(s.out, HasSubstr("recentring the score: 100 simulations at posterior draws"));
+  {
+    h5::File sf = h5::File::open(file("src.h5"));
+    h5::Group sg = sf.open_group("recentring");
+    EXPECT_EQ(sg.attribute_uint("first_index"), std::uint64_t{1} << 40);
+    const std::vector<double> sth = sg.open_dataset("theta").read_all_double(),
+                              sx = sg.open_dataset("x").read_all_double();
+    ASSERT_EQ(sth.size(), 200u);
+    const Eigen::Map<const Eigen::MatrixXd> t2(sth.data(), 2, 100), x2(sx.data(), 2, 100);
+    EXPECT_EQ(simulate_at(*sim, t2, 4, std::uint64_t{1} << 40, 2).x, x2);
+  }
+  const auto five = run_fsbi({"sample", "--model", file("model.h5"), "--observation", file("obs.csv"),
+                              "--recentring-simulations", "5", "-o", file("src5.h5")});
+  EXPECT_EQ(five.exit_code, 2);
+  EXPECT_THAT(five.err, HasSubstr("--recentring-simulations must be 0 (off) or at least 20, not 5"));
+  const auto nowhere = run_fsbi({"sample", "--model", file("model.h5"), "--observation", file("obs.csv"),
+                                 "--recentring-simulations", "100", "--simulator", file("missing.so"), "-o",
+                                 file("src6.h5")});
+  EXPECT_EQ(nowhere.exit_code, 1);
+  EXPECT_THAT(nowhere.err, HasSubstr("missing.so"));
+  EXPECT_FALSE(std::filesystem::exists(file("src6.h5")));
+
+  auto off = args(file("rc0.h5"));
+  off.insert(off.end(), {"--recentring-simulations", "0", "--quiet"});
+  const auto r0 = run_fsbi(off);
+  ASSERT_EQ(r0.exit_code, 0) << r0.err;
+  EXPECT_EQ(read_simulations(file("rc0.h5")).theta.rows(), 1000);
+  EXPECT_FALSE(h5::File::open(file("rc0.h5")).exists("recentring"));
+
+  auto few = args(file("rc1.h5"));
+  few.insert(few.end(), {"--recentring-simulations", "10"});
+  const auto r1 = run_fsbi(few);
+  EXPECT_EQ(r1.exit_code, 2);
+  EXPECT_THAT(r1.err, HasSubstr("--recentring-simulations must be 0 (off) or at least 20, not 10"));
+  auto many = args(file("rc2.h5"));
+  many.insert(many.end(), {"--recentring-simulations", "600"});
+  const auto r2 = run_fsbi(many);
+  EXPECT_EQ(r2.exit_code, 2);
+  EXPECT_THAT(r2.err, HasSubstr("--recentring-simulations 600 would take more than half of the 1000 simulations; "
+                                "give at most 500 or a larger --num-simulations"));
+  EXPECT_FALSE(std::filesystem::exists(file("rc1.h5")));
 }
 
 TEST_F(CliSample, ClearErrors) {

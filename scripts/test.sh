@@ -9,7 +9,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/build.sh" "$root/build"
 cd "$root/build"
 echo "== fast tests =="
-ctest --output-on-failure --timeout 900 -j2 -LE "statistical|quality"
+ctest --output-on-failure --timeout 900 -j2 -LE statistical
 if [[ "${FSBI_SKIP_STATISTICAL:-0}" != 1 ]]; then
   echo "== statistical tests =="
   timeout 3000 ctest --output-on-failure --timeout 1800 -j2 -L statistical

@@ -35,13 +35,16 @@ namespace {
 constexpr double default_recentring_share = 0.2;
 
 // The recentring simulations of `n`: `requested` (−1: the default share with several
-// observations, none with one). Throws UsageError for a count the run cannot spend.
+// observations, none with one or when the share is below the minimum). Throws UsageError for a count the run cannot spend.
 std::uint64_t recentring_simulations(std::int64_t requested, std::uint64_t n, Eigen::Index observations) {
   if (requested < -1)
     throw UsageError(fmt::format("--recentring-simulations must be 0 (off), at least {}, or -1 (default), not {}",
                                  min_recentring_simulations, requested));
-  if (requested == -1)
-    return observations >= 2 ? static_cast<std::uint64_t>(default_recentring_share * static_cast<double>(n)) : 0;
+  if (requested == -1) {
+    // Too small a budget to spare the minimum: no recentring.
+    const auto k = static_cast<std::uint64_t>(default_recentring_share * static_cast<double>(n));
+    return observations >= 2 && k >= static_cast<std::uint64_t>(min_recentring_simulations) ? k : 0;
+  }
   const auto k = static_cast<std::uint64_t>(requested);
   if (k != 0 && k < static_cast<std::uint64_t>(min_recentring_simulations))
     throw UsageError(fmt::format("--recentring-simulations must be 0 (off) or at least {}, not {}",

@@ -120,7 +120,14 @@ PosteriorDraws draw_recentred(Posterior& post, const Simulator& sim, const Table
   st.seed = seed;
   st.first_index = first_index;
   st.threads = threads;
-  recentring = estimate_score_offset(post.model(), sim, theta, st);
+  try {
+    recentring = estimate_score_offset(post.model(), sim, theta, st);
+  } catch (const ScoreRecentringError& e) {
+    throw ScoreRecentringError(
+        fmt::format("{}; --recentring-simulations 0 samples without recentring (fsbi run: with --resume, the "
+                    "simulations and the model are kept)",
+                    e.what()));
+  }
   const ScoreRecentring& r = *recentring;
   if (!quiet) {
     const Eigen::ArrayXd z = r.offset_u.array() / r.standard_error.array();

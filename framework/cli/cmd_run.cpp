@@ -7,9 +7,9 @@
 #include "cli_common.hpp"
 #include "fsbi/plugin.hpp"
 #include "fsbi/posterior.hpp"
+#include "fsbi/score_recentring.hpp"
 #include "fsbi/sequential.hpp"
 #include "fsbi/simulation.hpp"
-#include "fsbi/score_recentring.hpp"
 #include "fsbi/trainer.hpp"
 #include "output_path.hpp"
 #include "recentring_file.hpp"
@@ -35,7 +35,8 @@ namespace {
 constexpr double default_recentring_share = 0.2;
 
 // The recentring simulations of `n`: `requested` (−1: the default share with several
-// observations, none with one or when the share is below the minimum). Throws UsageError for a count the run cannot spend.
+// observations, none with one or when the share is below the minimum). Throws UsageError for a
+// count the run cannot spend.
 std::uint64_t recentring_simulations(std::int64_t requested, std::uint64_t n, Eigen::Index observations) {
   if (requested < -1)
     throw UsageError(fmt::format("--recentring-simulations must be 0 (off), at least {}, or -1 (default), not {}",
@@ -92,7 +93,7 @@ int run_rounds(const Simulator* sim, std::shared_ptr<const Prior> prior, const s
                                               n - recentring_k, recentring);
   write_posterior_file(output, rep.model, draws, obs, observation, seed, rep.pooled, [&](h5::File& f) {
     write_rounds(f, output, rep);
-    if (recentring) write_recentring(f, *recentring, recentring_k, seed, n - recentring_k);
+    if (recentring) write_recentring(f, *recentring, seed, n - recentring_k);
   });
   std::error_code ec;
   for (const auto& f : sequential_stage_files(output, sq.rounds)) fs::remove(f, ec);
@@ -228,7 +229,7 @@ int cmd_run(const Args& args) {
   const PosteriorDraws draws =
       draw_recentred(post, *sim, obs, so, seed, threads, quiet, recentring_k, n_train, recentring);
   write_posterior_file(output, model_file, draws, obs, observation, seed, sims_file, [&](h5::File& f) {
-    if (recentring) write_recentring(f, *recentring, recentring_k, seed, n_train);
+    if (recentring) write_recentring(f, *recentring, seed, n_train);
   });
   fs::remove(sims_file, ec);
   fs::remove(model_file, ec);

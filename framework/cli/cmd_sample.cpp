@@ -216,7 +216,7 @@ int cmd_sample(const Args& args) {
                                                                sample_recentring_first_index, rec)
                                               : draw_posterior(post, obs, o, seed, threads, quiet);
   write_posterior_file(output, model, draws, obs, observation, seed, {}, [&](h5::File& f) {
-    if (rec) write_recentring(f, *rec, recentring, seed, sample_recentring_first_index);
+    if (rec) write_recentring(f, *rec, seed, sample_recentring_first_index);
   });
   print_summary(draws, quiet);
   if (!quiet) std::printf("wrote %s: %lld posterior samples\n", output.c_str(), static_cast<long long>(draws.theta.rows()));

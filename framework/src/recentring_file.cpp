@@ -21,10 +21,9 @@ void write_vector(h5::Group& g, const char* name, const Eigen::VectorXd& v) {
 
 }  // namespace
 
-void write_recentring(h5::File& file, const ScoreRecentring& r, std::uint64_t requested, std::uint64_t seed,
-                      std::uint64_t first_index) {
+void write_recentring(h5::File& file, const ScoreRecentring& r, std::uint64_t seed, std::uint64_t first_index) {
   h5::Group g = file.create_group("recentring");
-  g.set_attribute("num_requested", requested);
+  g.set_attribute("num_requested", static_cast<std::uint64_t>(r.theta.cols()) + r.failed);
   g.set_attribute("num_failed", r.failed);
   g.set_attribute("seed", seed);
   g.set_attribute("first_index", first_index);

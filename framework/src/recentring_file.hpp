@@ -10,10 +10,10 @@
 
 namespace fsbi {
 
-// Writes /recentring: theta (K × d), x (K × k), offset_u and standard_error (d), and the attributes
-// num_requested, num_failed, seed and first_index (pair j simulated with the stream
-// (seed, simulator, first_index + j) — failed ones skipped). Throws h5::Error if it exists.
-void write_recentring(h5::File& file, const ScoreRecentring& recentring, std::uint64_t requested, std::uint64_t seed,
-                      std::uint64_t first_index);
+// Writes /recentring: theta (K′ × d), x (K′ × k), offset_u and standard_error (d), and the
+// attributes num_requested (K = K′ + num_failed), num_failed, seed and first_index (draw j of the K
+// simulated with the stream (seed, simulator, first_index + j); the failed ones are not stored).
+// Throws h5::Error if it exists.
+void write_recentring(h5::File& file, const ScoreRecentring& recentring, std::uint64_t seed, std::uint64_t first_index);
 
 }  // namespace fsbi

@@ -5,6 +5,7 @@
 #include "fsbi/local_fsm.hpp"
 #include "fsbi/score_model.hpp"
 #include "fsbi/table_io.hpp"
+#include "h5/eigen_datasets.hpp"
 #include "h5/h5.hpp"
 #include "mle_common.hpp"
 #include "output_path.hpp"
@@ -21,17 +22,6 @@ namespace fsbi::cli {
 namespace fs = std::filesystem;
 
 namespace {
-
-void write_vector(h5::Group& g, const char* name, const Eigen::VectorXd& v) {
-  g.create_dataset(name, h5::DType::f64, {static_cast<std::uint64_t>(v.size())})
-      .write_all(std::span<const double>(v.data(), static_cast<std::size_t>(v.size())));
-}
-
-void write_matrix(h5::Group& g, const char* name, const Eigen::MatrixXd& m) {
-  const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> r = m;
-  g.create_dataset(name, h5::DType::f64, {static_cast<std::uint64_t>(m.rows()), static_cast<std::uint64_t>(m.cols())})
-      .write_all(std::span<const double>(r.data(), static_cast<std::size_t>(r.size())));
-}
 
 void print_matrix(const char* title, const Eigen::MatrixXd& m, const std::vector<std::string>& names) {
   std::printf("%s\n  %-16s", title, "");
@@ -202,16 +192,16 @@ int cmd_fisher(const Args& args) {
         g.set_attribute("num_failed", static_cast<std::int64_t>(failed));
         g.set_attribute("num_observations", n_obs);
         g.set_attribute("mle", mle_path);
-        write_vector(g, "theta", theta);
-        write_matrix(g, "fisher", fe.fisher);
-        write_matrix(g, "standard_error", fe.standard_error);
-        write_vector(g, "mean_score", fe.mean_score);
-        write_vector(g, "cramer_rao", cr);
-        if (local) write_vector(g, "sigma", sigma_used);
+        h5::write_vector(g, "theta", theta);
+        h5::write_matrix(g, "fisher", fe.fisher);
+        h5::write_matrix(g, "standard_error", fe.standard_error);
+        h5::write_vector(g, "mean_score", fe.mean_score);
+        h5::write_vector(g, "cramer_rao", cr);
+        if (local) h5::write_vector(g, "sigma", sigma_used);
         if (theta_hat) {
-          write_vector(g, "theta_hat", *theta_hat);
-          write_vector(g, "wald_lower", *theta_hat - z95 * cr);
-          write_vector(g, "wald_upper", *theta_hat + z95 * cr);
+          h5::write_vector(g, "theta_hat", *theta_hat);
+          h5::write_vector(g, "wald_lower", *theta_hat - z95 * cr);
+          h5::write_vector(g, "wald_upper", *theta_hat + z95 * cr);
         }
         g = h5::Group();
         f.close();

@@ -4,6 +4,7 @@
 #include "fsbi/local_fsm.hpp"
 #include "fsbi/score_model.hpp"
 #include "fsbi/table_io.hpp"
+#include "h5/eigen_datasets.hpp"
 #include "h5/h5.hpp"
 #include "mle_common.hpp"
 #include "output_path.hpp"
@@ -18,22 +19,6 @@
 namespace fsbi::cli {
 
 namespace fs = std::filesystem;
-
-namespace {
-
-void write_vector(h5::Group& g, const char* name, const Eigen::VectorXd& v) {
-  g.create_dataset(name, h5::DType::f64, {static_cast<std::uint64_t>(v.size())})
-      .write_all(std::span<const double>(v.data(), static_cast<std::size_t>(v.size())));
-}
-
-// A matrix as rows × cols (C order).
-void write_matrix(h5::Group& g, const char* name, const Eigen::MatrixXd& m) {
-  const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> r = m;
-  g.create_dataset(name, h5::DType::f64, {static_cast<std::uint64_t>(m.rows()), static_cast<std::uint64_t>(m.cols())})
-      .write_all(std::span<const double>(r.data(), static_cast<std::size_t>(r.size())));
-}
-
-}  // namespace
 
 int cmd_mle(const Args& args) {
   po::options_description desc("fsbi mle options");
@@ -161,19 +146,19 @@ int cmd_mle(const Args& args) {
     g.set_attribute("num_failed", static_cast<std::int64_t>(r.failed));
     g.set_attribute("seconds", r.seconds);
     g.set_attribute("warnings", r.warnings);
-    write_vector(g, "theta_hat", r.theta_hat);
-    write_vector(g, "u_hat", r.u_hat);
-    write_vector(g, "sigma", r.sigma);
-    write_vector(g, "theta0", r.trajectory.row(0).transpose());
-    write_vector(g, "standard_error", r.standard_error);
-    write_vector(g, "wald_lower", lower);
-    write_vector(g, "wald_upper", upper);
-    write_matrix(g, "fisher", r.fisher);
-    write_matrix(g, "fisher_standard_error", r.fisher_standard_error);
-    write_matrix(g, "trajectory", r.trajectory);
-    write_matrix(g, "trajectory_u", r.trajectory_u);
-    write_vector(g, "gradient_norm", r.gradient_norm);
-    write_matrix(g, "observations", x.transpose());
+    h5::write_vector(g, "theta_hat", r.theta_hat);
+    h5::write_vector(g, "u_hat", r.u_hat);
+    h5::write_vector(g, "sigma", r.sigma);
+    h5::write_vector(g, "theta0", r.trajectory.row(0).transpose());
+    h5::write_vector(g, "standard_error", r.standard_error);
+    h5::write_vector(g, "wald_lower", lower);
+    h5::write_vector(g, "wald_upper", upper);
+    h5::write_matrix(g, "fisher", r.fisher);
+    h5::write_matrix(g, "fisher_standard_error", r.fisher_standard_error);
+    h5::write_matrix(g, "trajectory", r.trajectory);
+    h5::write_matrix(g, "trajectory_u", r.trajectory_u);
+    h5::write_vector(g, "gradient_norm", r.gradient_norm);
+    h5::write_matrix(g, "observations", x.transpose());
     if (!r.pilot.empty()) {
       h5::Group p = g.create_group("pilot");
       Eigen::MatrixXd ps(static_cast<Eigen::Index>(r.pilot.size()), d), pt(ps.rows(), d);
@@ -183,9 +168,9 @@ int cmd_mle(const Args& args) {
         pt.row(i) = r.pilot[static_cast<std::size_t>(i)].theta.transpose();
         pd[i] = r.pilot[static_cast<std::size_t>(i)].discrepancy;
       }
-      write_matrix(p, "sigma", ps);
-      write_matrix(p, "theta", pt);
-      write_vector(p, "discrepancy", pd);
+      h5::write_matrix(p, "sigma", ps);
+      h5::write_matrix(p, "theta", pt);
+      h5::write_vector(p, "discrepancy", pd);
     }
     g = h5::Group();
     f.close();

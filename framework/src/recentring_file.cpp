@@ -1,25 +1,8 @@
 #include "recentring_file.hpp"
 
-#include <span>
-#include <vector>
+#include "h5/eigen_datasets.hpp"
 
 namespace fsbi {
-
-namespace {
-
-// Column-major rows × n (one pair per column) as an n × rows C-order dataset.
-void write_pairs(h5::Group& g, const char* name, const Eigen::MatrixXd& m) {
-  h5::Dataset ds = g.create_dataset(name, h5::DType::f64,
-                                    {static_cast<std::uint64_t>(m.cols()), static_cast<std::uint64_t>(m.rows())});
-  ds.write_all(std::span<const double>(m.data(), static_cast<std::size_t>(m.size())));
-}
-
-void write_vector(h5::Group& g, const char* name, const Eigen::VectorXd& v) {
-  h5::Dataset ds = g.create_dataset(name, h5::DType::f64, {static_cast<std::uint64_t>(v.size())});
-  ds.write_all(std::span<const double>(v.data(), static_cast<std::size_t>(v.size())));
-}
-
-}  // namespace
 
 void write_recentring(h5::File& file, const ScoreRecentring& r, std::uint64_t seed, std::uint64_t first_index) {
   h5::Group g = file.create_group("recentring");
@@ -27,10 +10,11 @@ void write_recentring(h5::File& file, const ScoreRecentring& r, std::uint64_t se
   g.set_attribute("num_failed", r.failed);
   g.set_attribute("seed", seed);
   g.set_attribute("first_index", first_index);
-  write_pairs(g, "theta", r.theta);
-  write_pairs(g, "x", r.x);
-  write_vector(g, "offset_u", r.offset_u);
-  write_vector(g, "standard_error", r.standard_error);
+  // One pair per column: stored one pair per row.
+  h5::write_matrix(g, "theta", r.theta.transpose());
+  h5::write_matrix(g, "x", r.x.transpose());
+  h5::write_vector(g, "offset_u", r.offset_u);
+  h5::write_vector(g, "standard_error", r.standard_error);
 }
 
 }  // namespace fsbi

@@ -129,16 +129,13 @@ int cmd_check(const Args& args) {
                                            obs.cols(), sim->name(), k));
   }
 
-  // Posterior draws evenly spaced over the samples (chain-major), so every chain contributes.
   const auto total = static_cast<std::uint64_t>(ps.chains) * static_cast<std::uint64_t>(ps.draws);
   const std::uint64_t m = std::min(replicates, total);
   if (m < 20)
     throw std::runtime_error(fmt::format("{}: holds {} posterior samples; the check needs at least 20", path, total));
   // ps.theta is C order [sample][parameter]: column s of a d × total column-major map.
   const Eigen::Map<const Eigen::MatrixXd> samples(ps.theta.data(), d, static_cast<Eigen::Index>(total));
-  Eigen::MatrixXd theta(d, static_cast<Eigen::Index>(m));
-  for (std::uint64_t j = 0; j < m; ++j)
-    theta.col(static_cast<Eigen::Index>(j)) = samples.col(static_cast<Eigen::Index>(j * total / m));
+  const Eigen::MatrixXd theta = evenly_spaced_draws(samples, m);
   PredictiveCheckSettings st;
   st.seed = seed;
   st.threads = threads;

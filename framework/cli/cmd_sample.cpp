@@ -109,13 +109,10 @@ PosteriorDraws draw_recentred(Posterior& post, const Simulator& sim, const Table
                               std::optional<ScoreRecentring>& recentring) {
   PosteriorDraws draws = draw_posterior(post, obs, so, seed, threads, quiet);
   if (k == 0) return draws;
-  const auto total = static_cast<std::uint64_t>(draws.theta.rows());
-  const std::uint64_t m = std::min(k, total);
-  Eigen::MatrixXd theta(draws.theta.cols(), static_cast<Eigen::Index>(m));
-  for (std::uint64_t j = 0; j < m; ++j)
-    theta.col(static_cast<Eigen::Index>(j)) = draws.theta.row(static_cast<Eigen::Index>(j * total / m)).transpose();
+  // draws.theta is samples × d, row-major: its transpose is d × samples, column-major.
+  const Eigen::MatrixXd theta = evenly_spaced_draws(draws.theta.transpose(), k);
   if (!quiet)
-    std::printf("      recentring the score: %llu simulations at posterior draws\n", static_cast<unsigned long long>(m));
+    std::printf("      recentring the score: %lld simulations at posterior draws\n", static_cast<long long>(theta.cols()));
   ScoreRecentringSettings st;
   st.seed = seed;
   st.first_index = first_index;
@@ -138,6 +135,15 @@ PosteriorDraws draw_recentred(Posterior& post, const Simulator& sim, const Table
   }
   post.set_score_offset(r.offset_u);
   return draw_posterior(post, obs, so, seed, threads, quiet);
+}
+
+Eigen::MatrixXd evenly_spaced_draws(const Eigen::Ref<const Eigen::MatrixXd>& samples, std::uint64_t m) {
+  const auto total = static_cast<std::uint64_t>(samples.cols());
+  m = std::min(m, total);
+  Eigen::MatrixXd theta(samples.rows(), static_cast<Eigen::Index>(m));
+  for (std::uint64_t j = 0; j < m; ++j)
+    theta.col(static_cast<Eigen::Index>(j)) = samples.col(static_cast<Eigen::Index>(j * total / m));
+  return theta;
 }
 
 std::shared_ptr<const Simulator> open_model_simulator(const ModelInfo& info, std::string simulator,

@@ -33,6 +33,9 @@ PosteriorDraws draw_posterior(Posterior& post, const Table& obs, SamplingCliOpti
 PosteriorDraws draw_recentred(Posterior& post, const Simulator& sim, const Table& obs, SamplingCliOptions& so,
                               std::uint64_t seed, int threads, bool quiet, std::uint64_t k, std::uint64_t first_index,
                               std::optional<ScoreRecentring>& recentring);
+// At most m of the columns of `samples` (d × total, chain-major posterior samples), evenly spaced
+// so that every chain contributes: column j is samples' column ⌊j · total / m⌋.
+Eigen::MatrixXd evenly_spaced_draws(const Eigen::Ref<const Eigen::MatrixXd>& samples, std::uint64_t m);
 // The model's simulator with the model's options; `simulator` (a name or plugin path; empty: the
 // model's name) only says where to find the plugin.
 std::shared_ptr<const Simulator> open_model_simulator(const ModelInfo& info, std::string simulator,

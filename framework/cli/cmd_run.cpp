@@ -88,12 +88,12 @@ int run_rounds(const Simulator* sim, std::shared_ptr<const Prior> prior, const s
   if (!quiet) std::printf("[3/3] sampling the posterior for %lld observation(s)\n", static_cast<long long>(obs.rows()));
   Posterior post = Posterior::load(rep.model);
   so.options.training_proposal = rep.proposal;
-  std::optional<ScoreRecentring> recentring;
+  std::optional<RecentringPass> recentring;
   const PosteriorDraws draws = draw_recentred(post, *sim, obs, so, seed, threads, quiet, recentring_k,
                                               n - recentring_k, recentring);
   write_posterior_file(output, rep.model, draws, obs, observation, seed, rep.pooled, [&](h5::File& f) {
     write_rounds(f, output, rep);
-    if (recentring) write_recentring(f, *recentring, seed, n - recentring_k);
+    if (recentring) write_recentring(f, recentring->estimate, seed, n - recentring_k, recentring->preliminary_chains);
   });
   std::error_code ec;
   for (const auto& f : sequential_stage_files(output, sq.rounds)) fs::remove(f, ec);
@@ -225,11 +225,11 @@ int cmd_run(const Args& args) {
   // Stage 3: sampling, then the single run file.
   if (!quiet) std::printf("[3/3] sampling the posterior for %lld observation(s)\n", static_cast<long long>(obs.rows()));
   Posterior post = Posterior::load(model_file);
-  std::optional<ScoreRecentring> recentring;
+  std::optional<RecentringPass> recentring;
   const PosteriorDraws draws =
       draw_recentred(post, *sim, obs, so, seed, threads, quiet, recentring_k, n_train, recentring);
   write_posterior_file(output, model_file, draws, obs, observation, seed, sims_file, [&](h5::File& f) {
-    if (recentring) write_recentring(f, *recentring, seed, n_train);
+    if (recentring) write_recentring(f, recentring->estimate, seed, n_train, recentring->preliminary_chains);
   });
   fs::remove(sims_file, ec);
   fs::remove(model_file, ec);

@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -26,6 +27,10 @@ namespace {
 // 2^40 + j), beyond the slots of any simulation file, so that a model trained on pairs of the
 // same seed does not see its own training noise again.
 constexpr std::uint64_t sample_recentring_first_index = std::uint64_t{1} << 40;
+
+// The preliminary posterior of a recentring pass runs at least this many chains (or all of them,
+// if fewer), so that its draws cover every mode the starts reach even when k is small.
+constexpr int preliminary_min_chains = 200;
 
 }  // namespace
 
@@ -106,9 +111,19 @@ void write_posterior_file(const std::string& output, const std::string& model_pa
 
 PosteriorDraws draw_recentred(Posterior& post, const Simulator& sim, const Table& obs, SamplingCliOptions& so,
                               std::uint64_t seed, int threads, bool quiet, std::uint64_t k, std::uint64_t first_index,
-                              std::optional<ScoreRecentring>& recentring) {
-  PosteriorDraws draws = draw_posterior(post, obs, so, seed, threads, quiet);
-  if (k == 0) return draws;
+                              std::optional<RecentringPass>& recentring) {
+  if (k == 0) return draw_posterior(post, obs, so, seed, threads, quiet);
+  // The preliminary posterior only has to supply k draws. Warm-up is most of a chain's cost, so it
+  // runs as many chains as k draws need at the final pass's draws per chain, not all of them.
+  SamplingCliOptions pre = so;
+  const int chains = std::max(1, so.options.sampler.chains);
+  const auto per_chain = static_cast<std::uint64_t>(std::max(1, (so.num_samples + chains - 1) / chains));
+  pre.options.sampler.chains = static_cast<int>(
+      std::clamp<std::uint64_t>((k + per_chain - 1) / per_chain, std::min(chains, preliminary_min_chains), chains));
+  pre.num_samples = pre.options.sampler.chains * static_cast<int>(per_chain);
+  if (!quiet)
+    std::printf("      preliminary posterior (%d chains) for the recentring draws\n", pre.options.sampler.chains);
+  const PosteriorDraws draws = draw_posterior(post, obs, pre, seed, threads, quiet);
   // draws.theta is samples × d, row-major: its transpose is d × samples, column-major.
   const Eigen::MatrixXd theta = evenly_spaced_draws(draws.theta.transpose(), k);
   if (!quiet)
@@ -118,14 +133,14 @@ PosteriorDraws draw_recentred(Posterior& post, const Simulator& sim, const Table
   st.first_index = first_index;
   st.threads = threads;
   try {
-    recentring = estimate_score_offset(post.model(), sim, theta, st);
+    recentring = RecentringPass{estimate_score_offset(post.model(), sim, theta, st), pre.options.sampler.chains};
   } catch (const ScoreRecentringError& e) {
     throw ScoreRecentringError(
         fmt::format("{}; --recentring-simulations 0 samples without recentring (fsbi run: with --resume, the "
                     "simulations and the model are kept)",
                     e.what()));
   }
-  const ScoreRecentring& r = *recentring;
+  const ScoreRecentring& r = recentring->estimate;
   if (!quiet) {
     const Eigen::ArrayXd z = r.offset_u.array() / r.standard_error.array();
     std::printf("      score offset per observation: largest %.3g standard errors (%s); %llu failed\n",
@@ -217,12 +232,12 @@ int cmd_sample(const Args& args) {
   // The simulator is opened (and its absence reported) before any sampling.
   std::shared_ptr<const Simulator> sim;
   if (recentring > 0) sim = open_model_simulator(info, simulator, plugin_path);
-  std::optional<ScoreRecentring> rec;
+  std::optional<RecentringPass> rec;
   const PosteriorDraws draws = recentring > 0 ? draw_recentred(post, *sim, obs, o, seed, threads, quiet, recentring,
                                                                sample_recentring_first_index, rec)
                                               : draw_posterior(post, obs, o, seed, threads, quiet);
   write_posterior_file(output, model, draws, obs, observation, seed, {}, [&](h5::File& f) {
-    if (rec) write_recentring(f, *rec, seed, sample_recentring_first_index);
+    if (rec) write_recentring(f, rec->estimate, seed, sample_recentring_first_index, rec->preliminary_chains);
   });
   print_summary(draws, quiet);
   if (!quiet) std::printf("wrote %s: %lld posterior samples\n", output.c_str(), static_cast<long long>(draws.theta.rows()));

@@ -26,13 +26,18 @@ struct SamplingCliOptions {
 void add_sampling_options(po::options_description& desc, SamplingCliOptions& o);
 PosteriorDraws draw_posterior(Posterior& post, const Table& obs, SamplingCliOptions& o, std::uint64_t seed,
                               int threads, bool quiet);
-// draw_posterior(); with k > 0, first a preliminary posterior whose draws (k, evenly spaced over
-// all chains) the simulator is run at to estimate the score offset (fsbi/score_recentring.hpp,
-// streams from first_index on), then the posterior again with the offset (same seed, same starts).
-// `recentring` receives the pairs and the offset.
+// draw_posterior(); with k > 0, first a preliminary posterior — only as many chains as k draws
+// need at the same draws per chain (at least 200) — whose draws (k, evenly spaced over all
+// chains) the simulator is run at to estimate the score offset (fsbi/score_recentring.hpp,
+// streams from first_index on), then the posterior with all chains and the offset (same seed).
+// `recentring` receives the pairs, the offset and the preliminary posterior's chain count.
+struct RecentringPass {
+  ScoreRecentring estimate;
+  int preliminary_chains = 0;
+};
 PosteriorDraws draw_recentred(Posterior& post, const Simulator& sim, const Table& obs, SamplingCliOptions& so,
                               std::uint64_t seed, int threads, bool quiet, std::uint64_t k, std::uint64_t first_index,
-                              std::optional<ScoreRecentring>& recentring);
+                              std::optional<RecentringPass>& recentring);
 // At most m of the columns of `samples` (d × total, chain-major posterior samples), evenly spaced
 // so that every chain contributes: column j is samples' column ⌊j · total / m⌋.
 Eigen::MatrixXd evenly_spaced_draws(const Eigen::Ref<const Eigen::MatrixXd>& samples, std::uint64_t m);

@@ -184,6 +184,8 @@ TEST_F(CliSample, RunRecentresTheScoreForSeveralObservations) {
   EXPECT_EQ(g.attribute_uint("num_failed"), 0u);
   EXPECT_EQ(g.attribute_uint("seed"), seed);
   EXPECT_EQ(g.attribute_uint("first_index"), 800u);
+  // The draws come from a preliminary posterior: all 8 chains, fewer than the least it runs (200).
+  EXPECT_EQ(g.attribute_uint("preliminary_chains"), 8u);
   const std::vector<double> th = g.open_dataset("theta").read_all_double(), x = g.open_dataset("x").read_all_double();
   ASSERT_EQ(th.size(), 400u);
   ASSERT_EQ(x.size(), 400u);
@@ -222,6 +224,20 @@ TEST_F(CliSample, RunRecentresTheScoreForSeveralObservations) {
     ASSERT_EQ(sth.size(), 200u);
     const Eigen::Map<const Eigen::MatrixXd> t2(sth.data(), 2, 100), x2(sx.data(), 2, 100);
     EXPECT_EQ(simulate_at(*sim, t2, 4, std::uint64_t{1} << 40, 2).x, x2);
+    EXPECT_EQ(sg.attribute_uint("preliminary_chains"), 8u);
+  }
+  // With more chains than the recentring needs, the preliminary posterior runs only as many as its
+  // draws need at the final posterior's draws per chain: 1500 draws at 2 per chain, 750 chains.
+  const auto part = run_fsbi({"sample", "--model", file("model.h5"), "--observation", file("obs.csv"),
+                              "--recentring-simulations", "1500", "--num-samples", "2000", "--chains", "1000",
+                              "--warmup", "20", "--seed", "4", "-o", file("src750.h5")});
+  ASSERT_EQ(part.exit_code, 0) << part.err;
+  EXPECT_THAT(part.out, HasSubstr("preliminary posterior (750 chains)"));
+  {
+    h5::File pf = h5::File::open(file("src750.h5"));
+    EXPECT_EQ(pf.open_group("recentring").attribute_uint("preliminary_chains"), 750u);
+    EXPECT_EQ(pf.open_group("recentring").open_dataset("theta").shape(), (std::vector<std::uint64_t>{1500, 2}));
+    EXPECT_EQ(read_posterior(pf).chains, 1000);
   }
   const auto five = run_fsbi({"sample", "--model", file("model.h5"), "--observation", file("obs.csv"),
                               "--recentring-simulations", "5", "-o", file("src5.h5")});

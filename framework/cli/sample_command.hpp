@@ -27,10 +27,11 @@ void add_sampling_options(po::options_description& desc, SamplingCliOptions& o);
 PosteriorDraws draw_posterior(Posterior& post, const Table& obs, SamplingCliOptions& o, std::uint64_t seed,
                               int threads, bool quiet);
 // draw_posterior(); with k > 0, first a preliminary posterior — only as many chains as k draws
-// need at the same draws per chain (at least 200) — whose draws (k, evenly spaced over all
-// chains) the simulator is run at to estimate the score offset (fsbi/score_recentring.hpp,
-// streams from first_index on), then the posterior with all chains and the offset (same seed).
-// `recentring` receives the pairs, the offset and the preliminary posterior's chain count.
+// need at the same draws per chain (at least 200, or all if fewer) — whose draws (k, evenly
+// spaced over its chains) the simulator is run at to estimate the score offset
+// (fsbi/score_recentring.hpp, streams from first_index on), then the posterior with all chains
+// and the offset (same seed). `recentring` receives the pairs, the offset and the preliminary
+// posterior's chain count.
 struct RecentringPass {
   ScoreRecentring estimate;
   int preliminary_chains = 0;

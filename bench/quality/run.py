@@ -6,7 +6,9 @@ For every chosen task, simulation budget and sbibm observation this runs
     fsbi run -s TASK --observation <sbibm>/TASK/obs_N/observation.csv -n BUDGET -o RUN.h5 \
              --num-samples 10000 --seed SEED --threads T [--extra-run-args ...]
 
-with fsbi's default settings, takes the posterior samples from RUN.h5 (/posterior/theta, dims
+with fsbi's default settings (for the second and later observation of a task and budget, by default,
+`fsbi sample --model` of the first one's run file instead: see "Shared training" below), takes the
+posterior samples from RUN.h5 (/posterior/theta, dims
 (chain, draw, parameter)), computes C2ST against the reference samples exactly as sbibm does
 (tests/support/c2st.py, run in a subprocess with one BLAS/OpenMP thread per worker), and writes a
 markdown table: mean C2ST ± sd over the observations next to sbibm's published NPE/NLE/NRE means
@@ -45,6 +47,17 @@ before its run file is deleted — the relative MSE E‖ŝ − s‖²/E‖s‖²
 prior (seed 12345), and at the run's own posterior samples with x = x_o, where the posterior was
 drawn. The second can be large while C2ST is not available: it shows a posterior built on a wrong
 score (sbibm's sir at 10⁴, bench/README.md).
+
+Shared training: simulation and training do not depend on the observation, and one seed drives
+every stage of `fsbi run`, so for a single observation `fsbi sample --model FIRST_RUN.h5
+--observation OBS --seed SEED` draws exactly the samples of `fsbi run --observation OBS --seed SEED`
+(tests/cli/test_cli_sample.cpp, CliSample.SamplingARunFileRepeatsTheRunForAnotherObservation).
+So without --extra-run-args the first observation of each task and budget runs `fsbi run` and its
+run file is kept as WORKDIR/TASK_nBUDGET_model_DIGEST.h5; the other observations run `fsbi sample`
+on it: ten observations at 10⁵ simulations train once, not ten times. --no-shared-training runs
+`fsbi run` for every observation; with --extra-run-args it always does (those may change the
+training or be options `fsbi sample` does not take, such as --rounds). The table's simulate and
+train columns are means over the runs that trained, its run column the mean of whole `fsbi run`s.
 
 Resuming: every finished run is recorded as one JSON line in <workdir>/results.jsonl, keyed by
 its identity (task, budget, observation, num-samples, seed, extra run args). A rerun with the same
@@ -130,6 +143,10 @@ def parse_args(argv):
     p.add_argument("--max-c2st", type=float, default=None, help="exit 1 if a mean C2ST exceeds this")
     p.add_argument("--keep-files", action="store_true", help="keep each run's .h5 (otherwise deleted once "
                    "its samples are extracted)")
+    p.add_argument("--no-shared-training", action="store_true",
+                   help="run `fsbi run` for every observation (by default, without --extra-run-args, the first "
+                   "observation of a task and budget trains and the others `fsbi sample` its model, which "
+                   "gives the same samples)")
     p.add_argument("--retry-failed", action="store_true", help="run again runs recorded as failed")
     p.add_argument("--fresh", action="store_true", help="forget recorded results and files of the planned runs")
     p.add_argument("--blas", default=None, metavar="DIR",
@@ -154,6 +171,7 @@ def parse_args(argv):
     if a.num_samples < 1:
         p.error("--num-samples must be positive")
     a.extra = shlex.split(a.extra_run_args)
+    a.share_training = not a.no_shared_training and not a.extra
     a.fsbi = str(Path(a.fsbi).resolve())
     a.score_error = Path(a.score_error).resolve() if a.score_error else Path(a.fsbi).parents[1] / "bench" / "score_error"
     if not os.access(a.score_error, os.X_OK):
@@ -264,6 +282,11 @@ class Run:
         self.timing = stem.with_name(self.key + ".fsbi.json")
         self.samples = stem.with_name(self.key + ".samples.csv")
         self.observation = args.sbibm / task / f"obs_{obs}" / "observation.csv"
+        # The run file whose model the other observations of this task and budget sample from
+        # (shared training): keyed by everything that makes the model, not by the observation.
+        training = {"task": task, "budget": budget, "seed": args.seed, "extra_run_args": args.extra}
+        digest = hashlib.sha256(json.dumps(training, sort_keys=True).encode()).hexdigest()[:10]
+        self.shared_model = args.workdir / f"{task}_n{budget}_model_{digest}.h5"
 
     def all_files(self):
         # fsbi's stage files beside the output: KEY.h5.simulations.h5, KEY.h5.model.h5(.checkpoint),
@@ -301,11 +324,15 @@ def append_result(path, record):
 # ---------------------------------------------------------------------------------------------
 # fsbi
 
-def run_fsbi(args, run):
-    """Runs `fsbi run`, streaming its output to run.log; returns (exit code, stage seconds, wall, tail)."""
-    cmd = [args.fsbi, "run", "-s", run.task, "--observation", str(run.observation), "-n", str(run.budget),
-           "-o", str(run.h5), "--num-samples", str(args.num_samples), "--seed", str(args.seed),
-           "--threads", str(args.threads)] + args.extra
+def run_fsbi(args, run, model=None):
+    """Runs `fsbi run` (or, given the run file of another observation as `model`, `fsbi sample` on its
+    model), streaming its output to run.log; returns (exit code, stage seconds, wall, tail)."""
+    common = ["--observation", str(run.observation), "-o", str(run.h5), "--num-samples", str(args.num_samples),
+              "--seed", str(args.seed), "--threads", str(args.threads)]
+    if model is None:
+        cmd = [args.fsbi, "run", "-s", run.task, "-n", str(run.budget)] + common + args.extra
+    else:
+        cmd = [args.fsbi, "sample", "--model", str(model)] + common
     if args.stdbuf:
         cmd = [args.stdbuf, "-oL", "-eL"] + cmd
     stages = {s: 0.0 for s in STAGES}
@@ -340,6 +367,8 @@ def run_fsbi(args, run):
         t = time.monotonic()
         if current is not None:
             stages[current] += t - since
+        if model is not None:  # `fsbi sample` prints no stage lines: all of it is sampling
+            stages["sample"], seen = t - t0, {"sample"}
         log.write(f"# exit code {code} after {t - t0:.2f} s\n")
     return code, {s: (stages[s] if s in seen else None) for s in STAGES}, t - t0, tail
 
@@ -527,9 +556,11 @@ def do_run(args, run, index, total):
             for f in run.all_files():
                 if f.exists() and f not in (run.log,):
                     f.unlink()
-            print(f"{head}: fsbi run ...", flush=True)
-            code, stages, wall, tail = run_fsbi(args, run)
-            timing = {"exit_code": code, "stages": stages, "wall": wall, "date": record["date"]}
+            model = run.shared_model if args.share_training and run.shared_model.is_file() else None
+            print(f"{head}: " + (f"fsbi sample --model {model.name} ..." if model else "fsbi run ..."), flush=True)
+            code, stages, wall, tail = run_fsbi(args, run, model)
+            timing = {"exit_code": code, "stages": stages, "wall": wall, "date": record["date"],
+                      "model_from": model.name if model else None}
             if code != 0:
                 record.update(status="failed", failed_stage="fsbi", exit_code=code, log_tail=tail,
                               stages=stages, wall=wall, log=run.log.name)
@@ -561,15 +592,20 @@ def do_run(args, run, index, total):
             write_atomic(run.timing, json.dumps(timing))
         except Exception as e:  # noqa: BLE001 — reported, the run's other results stand
             print(f"{head}: fsbi check FAILED: {e}", flush=True)
-        if not args.keep_files:
+        if args.share_training and not (timing or {}).get("model_from") and not run.shared_model.is_file():
+            # This run trained: its file (model and training pairs) serves the other observations.
+            (shutil.copyfile if args.keep_files else os.replace)(run.h5, run.shared_model)
+        elif not args.keep_files:
             run.h5.unlink()
     if timing:
         record.update(stages=timing.get("stages"), wall=timing.get("wall"), fsbi_date=timing.get("date"),
-                      score_error=timing.get("score_error"), check=timing.get("check"))
+                      score_error=timing.get("score_error"), check=timing.get("check"),
+                      model_from=timing.get("model_from"))
     times = ""
     if record["wall"] is not None:
         st = record["stages"] or {}
-        times = (f"fsbi {record['wall']:.1f} s (" + ", ".join(
+        what = f"fsbi sample (model of {record['model_from']})" if record.get("model_from") else "fsbi"
+        times = (f"{what} {record['wall']:.1f} s (" + ", ".join(
             f"{s} {st[s]:.1f}" if st.get(s) is not None else f"{s} —" for s in STAGES) + ")")
     if record.get("score_error"):
         times += (f"; score rel. MSE {record['score_error']['prior']:.3g} on prior pairs, "
@@ -646,6 +682,11 @@ def build_table(args, runs, records, reused, started):
         "(bench/quality/run.py); other tasks: none (—).",
         "- times: mean wall seconds per run of each fsbi stage (from its [1/3] [2/3] [3/3] lines), of the "
         "whole `fsbi run`, and of one C2ST (not an fsbi stage).",
+        ("- training shared: the first observation of each task and budget ran `fsbi run`, the others "
+         "`fsbi sample --model` of its run file, which draws the same samples as their own `fsbi run` "
+         "would (same seed); simulate / train / run s are means over the runs that trained, sample s "
+         "over all." if args.share_training else
+         "- training not shared: every observation ran its own `fsbi run`."),
         "- θ_true: sbibm's true parameters of each observation against fsbi's posterior, for every task "
         "(also those without reference samples): mean over parameters and observations of "
         "|posterior mean − θ_true| / posterior sd (about 0.8 for a calibrated, near-Gaussian posterior; "
@@ -700,7 +741,8 @@ def build_table(args, runs, records, reused, started):
             stage_means = [mean([(r.get("stages") or {}).get(s) for r in ok]) for s in STAGES]
             row = [args.label, task, str(budget), f"{len(ok)}/{len(args.obs_list)}", c2s] + \
                   [fmt(v, 3) for v in pub] + truth_cells + [score_cell, check_cell] + [fmt(v) for v in stage_means] + \
-                  [fmt(mean([r.get("wall") for r in ok])), fmt(mean([r.get("c2st_seconds") for r in ok])),
+                  [fmt(mean([r.get("wall") for r in ok if not r.get("model_from")])),
+                   fmt(mean([r.get("c2st_seconds") for r in ok])),
                    str(len(bad)) if bad else "0"]
             lines.append("| " + " | ".join(row) + " |")
     if failures:
@@ -745,7 +787,7 @@ def main(argv):
     if args.fresh:
         keys = {r.key for r in runs}
         for r in runs:
-            for f in r.all_files():
+            for f in r.all_files() + [r.shared_model]:
                 if f.exists():
                     f.unlink()
         kept = [rec for k, rec in records.items() if k not in keys]

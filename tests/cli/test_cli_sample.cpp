@@ -161,6 +161,44 @@ TEST_F(CliSample, CheckSaysWhetherThePosteriorReproducesTheObservation) {
   EXPECT_THAT(few.err, HasSubstr("--replicates must be at least 20, not 5"));
 }
 
+// One seed drives every stage of `fsbi run`, and simulation and training do not depend on the
+// observation: `fsbi sample --model RUN.h5` with another single observation and the same seed
+// draws exactly what `fsbi run` with that observation draws. The quality benchmark
+// (bench/quality/run.py) relies on this to train once per task and budget.
+TEST_F(CliSample, SamplingARunFileRepeatsTheRunForAnotherObservation) {
+  const std::string seed = std::to_string(test::announce_seed("run", 41));
+  {
+    std::ofstream a(file("one_a.csv")), b(file("one_b.csv"));
+    a << "0.3,-0.2\n";
+    b << "-0.1,0.15\n";
+  }
+  const std::vector<std::string> sampling = {"--num-samples", "64", "--chains", "8", "--warmup", "30",
+                                             "--seed", seed, "--threads", "2", "--quiet"};
+  auto run = [&](const std::string& obs, const std::string& out) {
+    std::vector<std::string> a = {"run", "-s", "gaussian_linear", "--sim-opt", "dim=2", "--observation", file(obs),
+                                  "-n", "600", "--epochs", "5", "-o", file(out)};
+    a.insert(a.end(), sampling.begin(), sampling.end());
+    return run_fsbi(a);
+  };
+  const auto ra = run("one_a.csv", "run_a.h5");
+  ASSERT_EQ(ra.exit_code, 0) << ra.err;
+  const auto rb = run("one_b.csv", "run_b.h5");
+  ASSERT_EQ(rb.exit_code, 0) << rb.err;
+  std::vector<std::string> sa = {"sample", "--model", file("run_a.h5"), "--observation", file("one_b.csv"), "-o",
+                                 file("sample_b.h5")};
+  sa.insert(sa.end(), sampling.begin(), sampling.end());
+  const auto s = run_fsbi(sa);
+  ASSERT_EQ(s.exit_code, 0) << s.err;
+  h5::File fb = h5::File::open(file("run_b.h5")), fs = h5::File::open(file("sample_b.h5")),
+           fa = h5::File::open(file("run_a.h5"));
+  const PosteriorSamples pb = read_posterior(fb), ps = read_posterior(fs), pa = read_posterior(fa);
+  ASSERT_EQ(pb.theta.size(), 64u * 2);
+  EXPECT_EQ(ps.observations, pb.observations);
+  EXPECT_EQ(ps.theta, pb.theta);
+  // ... and not because the observation is ignored: observation a gives other draws.
+  EXPECT_NE(pa.theta, pb.theta);
+}
+
 // `fsbi run` with several observations spends a fifth of the budget recentring the score
 // (docs/sampling.md, "Several observations"): the pairs and the offset are in the run file, the
 // offset is the model's mean score over those pairs, and the pairs are the simulator's own draws

@@ -56,7 +56,9 @@ So without --extra-run-args the first observation of each task and budget runs `
 run file is kept as WORKDIR/TASK_nBUDGET_model_DIGEST.h5; the other observations run `fsbi sample`
 on it: ten observations at 10⁵ simulations train once, not ten times. --no-shared-training runs
 `fsbi run` for every observation; with --extra-run-args it always does (those may change the
-training or be options `fsbi sample` does not take, such as --rounds). The table's simulate and
+training or be options `fsbi sample` does not take, such as --rounds), and so does an
+observation file with several rows (fsbi then recentres the score with simulations at draws of
+that observation's posterior). The table's simulate and
 train columns are means over the runs that trained, its run column the mean of whole `fsbi run`s.
 
 Resuming: every finished run is recorded as one JSON line in <workdir>/results.jsonl, keyed by
@@ -400,6 +402,21 @@ def extract_samples(args, run):
     return samples
 
 
+def observation_rows(path):
+    """Data rows of an observation CSV (a header line, if any, is not one). With several rows fsbi
+    recentres the score from simulations that depend on them, so only single observations share
+    training."""
+    rows = 0
+    for line in Path(path).read_text().splitlines():
+        first = line.split(",")[0].strip()
+        try:
+            float(first)
+            rows += 1
+        except ValueError:
+            pass
+    return rows
+
+
 def run_file_is_finished(args, run):
     try:
         extract_samples(args, run)
@@ -556,7 +573,8 @@ def do_run(args, run, index, total):
             for f in run.all_files():
                 if f.exists() and f not in (run.log,):
                     f.unlink()
-            model = run.shared_model if args.share_training and run.shared_model.is_file() else None
+            model = (run.shared_model if args.share_training and run.shared_model.is_file()
+                     and observation_rows(run.observation) == 1 else None)
             print(f"{head}: " + (f"fsbi sample --model {model.name} ..." if model else "fsbi run ..."), flush=True)
             code, stages, wall, tail = run_fsbi(args, run, model)
             timing = {"exit_code": code, "stages": stages, "wall": wall, "date": record["date"],

@@ -271,13 +271,17 @@ def fsbi_version(fsbi):
 # ---------------------------------------------------------------------------------------------
 # Runs: identity, files, results file
 
+def digest(settings):
+    """Short stable hash of a dict of settings, for file names."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+
+
 class Run:
     def __init__(self, args, task, budget, obs):
         self.task, self.budget, self.obs = task, budget, obs
         self.identity = {"task": task, "budget": budget, "observation": obs, "num_samples": args.num_samples,
                          "seed": args.seed, "extra_run_args": args.extra}
-        digest = hashlib.sha256(json.dumps(self.identity, sort_keys=True).encode()).hexdigest()[:10]
-        self.key = f"{task}_n{budget}_obs{obs}_{digest}"
+        self.key = f"{task}_n{budget}_obs{obs}_{digest(self.identity)}"
         stem = args.workdir / self.key
         self.h5 = stem.with_name(self.key + ".h5")
         self.log = stem.with_name(self.key + ".log")
@@ -287,8 +291,7 @@ class Run:
         # The run file whose model the other observations of this task and budget sample from
         # (shared training): keyed by everything that makes the model, not by the observation.
         training = {"task": task, "budget": budget, "seed": args.seed, "extra_run_args": args.extra}
-        digest = hashlib.sha256(json.dumps(training, sort_keys=True).encode()).hexdigest()[:10]
-        self.shared_model = args.workdir / f"{task}_n{budget}_model_{digest}.h5"
+        self.shared_model = args.workdir / f"{task}_n{budget}_model_{digest(training)}.h5"
 
     def all_files(self):
         # fsbi's stage files beside the output: KEY.h5.simulations.h5, KEY.h5.model.h5(.checkpoint),
@@ -400,21 +403,6 @@ def extract_samples(args, run):
     if not np.all(np.isfinite(samples)):
         raise RuntimeError(f"{run.h5.name}: non-finite posterior samples")
     return samples
-
-
-def observation_rows(path):
-    """Data rows of an observation CSV (a header line, if any, is not one). With several rows fsbi
-    recentres the score from simulations that depend on them, so only single observations share
-    training."""
-    rows = 0
-    for line in Path(path).read_text().splitlines():
-        first = line.split(",")[0].strip()
-        try:
-            float(first)
-            rows += 1
-        except ValueError:
-            pass
-    return rows
 
 
 def run_file_is_finished(args, run):
@@ -573,8 +561,10 @@ def do_run(args, run, index, total):
             for f in run.all_files():
                 if f.exists() and f not in (run.log,):
                     f.unlink()
+            # With several observation rows fsbi recentres the score from simulations that depend on
+            # them, so only single observations share training.
             model = (run.shared_model if args.share_training and run.shared_model.is_file()
-                     and observation_rows(run.observation) == 1 else None)
+                     and read_csv_matrix(run.observation).shape[0] == 1 else None)
             print(f"{head}: " + (f"fsbi sample --model {model.name} ..." if model else "fsbi run ..."), flush=True)
             code, stages, wall, tail = run_fsbi(args, run, model)
             timing = {"exit_code": code, "stages": stages, "wall": wall, "date": record["date"],

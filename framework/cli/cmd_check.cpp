@@ -84,7 +84,6 @@ int cmd_check(const Args& args) {
                   desc, vm, &pos))
     return exit_ok;
   if (replicates < 20) throw UsageError(fmt::format("--replicates must be at least 20, not {}", replicates));
-  if (threads < 0) throw UsageError("--threads must be 0 (all cores) or positive");
   if (!(alarm > 0 && alarm < 1)) throw UsageError(fmt::format("--alarm must lie in (0, 1), not {:g}", alarm));
   if (!output.empty()) {
     const std::string ext = fs::path(output).extension().string();

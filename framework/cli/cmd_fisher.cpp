@@ -86,7 +86,6 @@ int cmd_fisher(const Args& args) {
   if (local && kind != LocalFeatures::learned && !model_path.empty())
     throw UsageError("--model with --local is the feature model of --features learned; drop one of them");
   if (n < 2) throw UsageError("--num-simulations must be at least 2");
-  if (threads < 0) throw UsageError("--threads must be 0 (all cores) or positive");
   if (n_obs < 0) throw UsageError("--observations must be positive");
   if (!output.empty())
     if (const std::string problem = output_path_problem(output, vm.count("overwrite") > 0); !problem.empty())

@@ -60,7 +60,6 @@ int cmd_mle(const Args& args) {
                   "[--optimizer adam|rmsprop|sgd] [--learning-rate L] [--seed S] [--threads T]",
                   desc, vm))
     return exit_ok;
-  if (threads < 0) throw UsageError("--threads must be 0 (all cores) or positive");
   if (iterations < 1) throw UsageError("--iterations must be at least 1");
   if (per_iteration < 2) throw UsageError("--simulations-per-iteration must be at least 2");
   if (const std::string problem = output_path_problem(output, vm.count("overwrite") > 0); !problem.empty())

@@ -168,6 +168,10 @@ int cmd_run(const Args& args) {
     throw std::runtime_error(problem);
   std::error_code ec;
   topts.finish(vm);
+  check_sampling_options(so);
+  if (n < static_cast<std::uint64_t>(min_training_simulations))
+    throw UsageError(fmt::format("--num-simulations {}: fsbi run trains on its simulations, which needs at least {}",
+                                 n, min_training_simulations));
 
   // Check everything cheap before the expensive stages.
   SimulatorOptions options;

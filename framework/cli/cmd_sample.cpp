@@ -50,6 +50,25 @@ void add_sampling_options(po::options_description& desc, SamplingCliOptions& o) 
        "replace the prior at inference time (must lie within the training prior's support)");
 }
 
+void check_sampling_options(const SamplingCliOptions& o) {
+  const SamplerSettings& st = o.options.sampler;
+  if (o.num_samples < 1) throw UsageError(fmt::format("--num-samples {}: give at least 1", o.num_samples));
+  if (st.chains < 1) throw UsageError(fmt::format("--chains {}: give at least 1", st.chains));
+  if (st.warmup < 0) throw UsageError(fmt::format("--warmup {}: give 0 or more", st.warmup));
+  if (st.thin < 1) throw UsageError(fmt::format("--thin {}: give at least 1", st.thin));
+  if (!(st.step_size >= 0) || !std::isfinite(st.step_size))
+    throw UsageError(fmt::format("--step-size {}: give 0 (automatic) or a positive step", st.step_size));
+  if (o.method != "auto") {
+    try {
+      parse_sampler_method(o.method);
+    } catch (const std::invalid_argument&) {
+      throw UsageError(fmt::format("--method '{}': give auto, mala, smc or ula", o.method));
+    }
+  }
+  if (o.options.init != "nearest" && o.options.init != "prior")
+    throw UsageError(fmt::format("--init '{}': give nearest or prior", o.options.init));
+}
+
 PosteriorDraws draw_posterior(Posterior& post, const Table& obs, SamplingCliOptions& o, std::uint64_t seed,
                               int threads, bool quiet) {
   if (!o.prior.empty()) post.set_prior(parse_prior(o.prior, post.model().theta_dim()));
@@ -219,6 +238,7 @@ int cmd_sample(const Args& args) {
                   "[--seed S] [--threads T]",
                   desc, vm))
     return exit_ok;
+  check_sampling_options(o);
   if (const std::string problem = output_path_problem(output, vm.count("overwrite") > 0); !problem.empty())
     throw std::runtime_error(problem);
   if (recentring != 0 && recentring < static_cast<std::uint64_t>(min_recentring_simulations))

@@ -41,7 +41,6 @@ int cmd_simulate(const Args& args) {
                   desc, vm))
     return exit_ok;
   if (n == 0) throw UsageError("--num-simulations must be at least 1");
-  if (threads < 0) throw UsageError("--threads must be 0 (all cores) or positive");
 
   SimulatorOptions options;
   try {

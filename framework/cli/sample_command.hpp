@@ -24,6 +24,9 @@ struct SamplingCliOptions {
 };
 
 void add_sampling_options(po::options_description& desc, SamplingCliOptions& o);
+// Refuses (UsageError) sampling options out of range, before `fsbi run` spends its budget on
+// simulating and training only to fail at sampling.
+void check_sampling_options(const SamplingCliOptions& o);
 PosteriorDraws draw_posterior(Posterior& post, const Table& obs, SamplingCliOptions& o, std::uint64_t seed,
                               int threads, bool quiet);
 // draw_posterior(); with k > 0, first a preliminary posterior — only as many chains as k draws

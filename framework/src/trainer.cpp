@@ -324,9 +324,9 @@ TrainingReport train_score_model(const SimulationData& data, const std::string& 
   const Eigen::Index d = data.theta.cols(), k = data.x.cols();
   if (data.theta.rows() != data.x.rows())
     throw TrainingError(fmt::format("{}: {} theta rows but {} x rows", data_label, data.theta.rows(), data.x.rows()));
-  if (data.theta.rows() < 20)
-    throw TrainingError(fmt::format("{}: {} simulations are too few to train on (need at least 20)",
-                                    data_label, data.theta.rows()));
+  if (data.theta.rows() < min_training_simulations)
+    throw TrainingError(fmt::format("{}: {} simulations are too few to train on (need at least {})",
+                                    data_label, data.theta.rows(), min_training_simulations));
   if (st.batch_size < 1) throw TrainingError("--batch-size must be at least 1");
   if (st.max_epochs < 1) throw TrainingError("--epochs must be at least 1");
   if (!(st.validation_fraction > 0 && st.validation_fraction < 0.9))

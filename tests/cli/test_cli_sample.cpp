@@ -349,6 +349,34 @@ TEST_F(CliSample, ClearErrors) {
                            "-n", "100", "-o", nowhere, "--quiet"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr(missing));
+  // Numbers out of range are usage errors (exit 2) before anything is written: a negative count
+  // is not read as 2^64 − 5, and a budget too small to train on is said before simulating.
+  struct Case {
+    std::vector<std::string> args;
+    std::string expected;
+  };
+  const std::vector<Case> cases{
+      {{"-n", "-5"}, "--num-simulations '-5': give a whole number of 0 or more"},
+      {{"-n", "19"}, "--num-simulations 19: fsbi run trains on its simulations, which needs at least 20"},
+      {{"-n", "100", "--seed", "-1"}, "--seed '-1': give a whole number of 0 or more"},
+      {{"-n", "100", "--threads", "-1"}, "--threads -1: give 0 (all cores) or a positive number"},
+      {{"-n", "100", "--num-samples", "-10"}, "--num-samples -10: give at least 1"},
+      {{"-n", "100", "--method", "nuts"}, "--method 'nuts': give auto, mala, smc or ula"},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> args{"run", "-s", "gaussian_linear", "--sim-opt", "dim=2", "--observation",
+                                  file("obs.csv"), "-o", file("bad.h5"), "--quiet"};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    const auto b = run_fsbi(args);
+    EXPECT_EQ(b.exit_code, 2) << c.expected << "\n" << b.err;
+    EXPECT_THAT(b.err, HasSubstr(c.expected));
+    EXPECT_FALSE(std::filesystem::exists(file("bad.h5")));
+    EXPECT_FALSE(std::filesystem::exists(file("bad.h5.simulations.h5.partial")));
+  }
+  const auto sample_threads = run_fsbi({"sample", "--model", file("model.h5"), "--observation", file("obs.csv"), "-o",
+                                        file("x.h5"), "--threads", "-2", "--quiet"});
+  EXPECT_EQ(sample_threads.exit_code, 2);
+  EXPECT_THAT(sample_threads.err, HasSubstr("--threads -2: give 0 (all cores) or a positive number"));
 }
 
 }  // namespace

@@ -148,6 +148,8 @@ TEST(CliSimulate, BadInputsGetOneLineErrors) {
       {{"-s", "two_moons", "--on-failure", "ignore"}, 2, "--on-failure 'ignore'"},
       {{"-s", "two_moons", "--sim-opt", "dim"}, 2, "not of the form key=value"},
       {{"-s", test::fixture_plugin("bad_options"), "--sim-opt", "mode=c"}, 1, "option 'mode': 'c' is not allowed"},
+      {{"-s", "two_moons", "--seed", "-1"}, 2, "--seed '-1': give a whole number of 0 or more"},
+      {{"-s", "two_moons", "--threads", "-1"}, 2, "--threads -1: give 0 (all cores) or a positive number"},
   };
   for (const auto& c : cases) {
     std::vector<std::string> args{"simulate", "-n", "100", "-o", out, "--quiet"};

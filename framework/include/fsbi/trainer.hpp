@@ -62,6 +62,10 @@ struct TrainingSettings {
   bool overwrite = false;
 };
 
+// Fewer simulations than this are refused: nothing can be learned from them, and the split into
+// training and validation pairs needs a few of each.
+inline constexpr int min_training_simulations = 20;
+
 // The objective "auto" picks: ibp (exact divergence) up to this many parameters, sliced above.
 inline constexpr int auto_objective_max_exact_dim = 16;
 

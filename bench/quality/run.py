@@ -95,6 +95,7 @@ STAGES = ("simulate", "train", "sample")
 CHECK_P = re.compile(r"smallest p = ([0-9.eE+-]+)")
 STAGE_MARK = re.compile(r"\[([123])/3\]")
 LOG_TAIL = 15
+MIN_BUDGET = 20  # fsbi run's smallest budget (the trainer's minimum)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,16 +118,28 @@ def parse_int_list(text, what):
             else:
                 out.append(int(float(part)) if re.fullmatch(r"\d+(\.\d*)?[eE]\d+", part) else int(part))
         except ValueError:
-            raise argparse.ArgumentTypeError(f"bad {what} '{part}' in '{text}'")
+            raise argparse.ArgumentTypeError(f"bad {what} '{part}' in '{text}': give whole numbers and ranges, "
+                                             "e.g. 1000,1e4 or 1-3,7")
     if not out:
         raise argparse.ArgumentTypeError(f"no {what} in '{text}'")
     return sorted(set(out))
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except None (those options' help says what happens without them)."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
+def available_tasks(sbibm):
+    return sorted(d.name for d in sbibm.iterdir() if (d / "obs_1" / "observation.csv").is_file())
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(
         description="Run fsbi's default pipeline on sbibm tasks and report C2ST and stage times.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     p.add_argument("--fsbi", default=str(REPO / "build" / "bin" / "fsbi"), help="fsbi binary")
     p.add_argument("--sbibm", default=str(REPO.parent / "shared" / "sbibm"), help="sbibm data directory")
     p.add_argument("--tasks", default=DEFAULT_TASKS, help="comma-separated sbibm tasks")
@@ -163,7 +176,7 @@ def parse_args(argv):
         p.error(f"--blas {a.blas}: no libblas.so.3 in that directory (give the folder that holds it, e.g. "
                 "root/usr/lib/x86_64-linux-gnu/openblas-pthread of an unpacked libopenblas0-pthread)")
     try:
-        a.task_list = [t.strip() for t in a.tasks.split(",") if t.strip()]
+        a.task_list = list(dict.fromkeys(t.strip() for t in a.tasks.split(",") if t.strip()))
         a.budget_list = parse_int_list(a.budgets, "budget")
         a.obs_list = parse_int_list(a.observations, "observation")
     except argparse.ArgumentTypeError as e:
@@ -172,25 +185,49 @@ def parse_args(argv):
         p.error("no tasks")
     if a.num_samples < 1:
         p.error("--num-samples must be positive")
+    if a.budget_list[0] < MIN_BUDGET:
+        p.error(f"--budgets {a.budgets}: each budget must be at least {MIN_BUDGET} (fsbi run trains on them)")
+    if a.threads < 0:
+        p.error(f"--threads {a.threads}: give 0 (all cores) or a positive number")
     a.extra = shlex.split(a.extra_run_args)
     a.share_training = not a.no_shared_training and not a.extra
     a.fsbi = str(Path(a.fsbi).resolve())
-    a.score_error = Path(a.score_error).resolve() if a.score_error else Path(a.fsbi).parents[1] / "bench" / "score_error"
-    if not os.access(a.score_error, os.X_OK):
-        print(f"note: {a.score_error} not found: no score-error columns (build the score_error target or give "
-              "--score-error)", file=sys.stderr)
-        a.score_error = None
+    if not os.access(a.fsbi, os.X_OK):
+        p.error(f"--fsbi {a.fsbi}: not found or not executable (build fsbi: scripts/build.sh build)")
+    if a.score_error:
+        a.score_error = Path(a.score_error).resolve()
+        if not os.access(a.score_error, os.X_OK):
+            p.error(f"--score-error {a.score_error}: not found or not executable (build the score_error target, "
+                    "or leave the option out)")
+    else:
+        a.score_error = Path(a.fsbi).parents[1] / "bench" / "score_error"
+        if not os.access(a.score_error, os.X_OK):
+            print(f"note: {a.score_error} not found: no score-error columns (build the score_error target or give "
+                  "--score-error)", file=sys.stderr)
+            a.score_error = None
     a.sbibm = Path(a.sbibm).resolve()
     a.workdir = Path(a.workdir).resolve()
     a.output = Path(a.output).resolve() if a.output else a.workdir / "table.md"
-    if not os.access(a.fsbi, os.X_OK):
-        p.error(f"fsbi binary not found or not executable: {a.fsbi}")
+    for what, d in (("--workdir", a.workdir), ("--output's folder", a.output.parent)):
+        existing = next((q for q in [d, *d.parents] if q.exists()), None)
+        if existing is not None and not existing.is_dir():
+            p.error(f"{what} {d}: {existing} is a file, not a folder; choose another path")
+    if a.output.is_dir():
+        p.error(f"--output {a.output}: is a folder; give a file name, e.g. {a.output / 'table.md'}")
     if not C2ST_SCRIPT.is_file():
         p.error(f"C2ST script not found: {C2ST_SCRIPT}")
+    if not a.sbibm.is_dir():
+        p.error(f"--sbibm {a.sbibm}: no such folder (give sbibm's data folder, which holds TASK/obs_N/)")
+    tasks = available_tasks(a.sbibm)
     for t in a.task_list:
-        for n in a.obs_list:
-            if not (a.sbibm / t / f"obs_{n}" / "observation.csv").is_file():
-                p.error(f"no observation {a.sbibm / t / f'obs_{n}' / 'observation.csv'}")
+        if t not in tasks:
+            p.error(f"--tasks: no task '{t}' in {a.sbibm}; the tasks there: {', '.join(tasks)}")
+        missing = [n for n in a.obs_list if not (a.sbibm / t / f"obs_{n}" / "observation.csv").is_file()]
+        if missing:
+            have = sorted(int(d.name[4:]) for d in (a.sbibm / t).glob("obs_*") if d.name[4:].isdigit()
+                          and (d / "observation.csv").is_file())
+            p.error(f"--observations: {t} has no observation {', '.join(map(str, missing))} in {a.sbibm / t} "
+                    f"(it has {have[0]}–{have[-1]})" if have else f"--observations: {t} has no observations")
     return a
 
 
@@ -587,6 +624,8 @@ def do_run(args, run, index, total):
             print(f"{head}: reading samples FAILED: {e}", flush=True)
             return record
         write_samples_csv(run.samples, samples)
+        timing = dict(timing or {}, samples=int(samples.shape[0]))
+        write_atomic(run.timing, json.dumps(timing))
         try:
             score = score_check(args, run)
         except Exception as e:  # noqa: BLE001 — reported, the run's other results stand
@@ -608,7 +647,7 @@ def do_run(args, run, index, total):
     if timing:
         record.update(stages=timing.get("stages"), wall=timing.get("wall"), fsbi_date=timing.get("date"),
                       score_error=timing.get("score_error"), check=timing.get("check"),
-                      model_from=timing.get("model_from"))
+                      model_from=timing.get("model_from"), samples=timing.get("samples"))
     times = ""
     if record["wall"] is not None:
         st = record["stages"] or {}
@@ -673,6 +712,9 @@ def build_table(args, runs, records, reused, started):
     published = load_published(args.sbibm)
     ncpu, model, load = machine_description()
     argv = [sys.executable, sys.argv[0]] + sys.argv[1:]
+    # Runs recorded by an earlier invocation keep the --threads they ran with.
+    ran = [records[r.key] for r in runs if r.key in records]
+    threads = ", ".join(str(t) for t in sorted({rec.get("threads", args.threads) for rec in ran})) or str(args.threads)
     lines = [
         "# fsbi on sbibm: posterior quality (C2ST) and time",
         "",
@@ -680,11 +722,12 @@ def build_table(args, runs, records, reused, started):
         f"- date: {started} (table written {now_utc()})",
         f"- machine: {ncpu} cores (nproc), {model}; load average at the end {load}",
         f"- fsbi: `{args.fsbi}` ({args.fsbi_version}); `fsbi run` with default settings, --num-samples "
-        f"{args.num_samples}, --seed {args.seed}, --threads {args.threads}"
+        f"{args.num_samples}, --seed {args.seed}, --threads {threads}"
         + (f", extra: `{shlex.join(args.extra)}`" if args.extra else ""),
         f"- mode: {args.label}; observations {','.join(map(str, args.obs_list))}; sbibm data `{args.sbibm}`",
         f"- C2ST classifier's BLAS: `{args.c2st_blas}`",
-        "- C2ST as sbibm computes it (tests/support/c2st.py: MLP classifier, 5-fold CV, 10 000 vs 10 000 samples); "
+        "- C2ST as sbibm computes it (tests/support/c2st.py: MLP classifier, 5-fold CV, "
+        f"all of fsbi's samples, up to --num-samples {args.num_samples}, against the reference's); "
         "mean ± sd (ddof 1) over the observations; sbibm columns: published means at the same budget "
         "(sbibm_c2st.csv). Reference samples: sbibm's where given; gaussian_mixture: exact analytic "
         "(bench/quality/run.py); other tasks: none (—).",
@@ -753,6 +796,12 @@ def build_table(args, runs, records, reused, started):
                    fmt(mean([r.get("c2st_seconds") for r in ok])),
                    str(len(bad)) if bad else "0"]
             lines.append("| " + " | ".join(row) + " |")
+    short = [rec for rec in (records[r.key] for r in runs if r.key in records)
+             if rec["status"] == "ok" and rec.get("samples") is not None and rec["samples"] < args.num_samples]
+    if short:
+        lines += ["", f"Runs with fewer than --num-samples {args.num_samples} posterior samples (fsbi dropped chains "
+                  "that left the region the model was trained on; see each run's log): " +
+                  "; ".join(f"{r['task']} n={r['budget']} obs {r['observation']}: {r['samples']}" for r in short)]
     if failures:
         lines += ["", "## Failures", ""]
         for r in failures:

@@ -124,6 +124,10 @@ Table read_h5(const std::string& path, std::string dataset, Eigen::Index columns
 Table read_table(const std::string& source, Eigen::Index columns, const std::string& what,
                  const std::string& expected, const std::string& default_dataset) {
   auto [path, dataset] = split_source(source);
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw TableError(fmt::format("{}: is a folder; give the {} as a CSV file (FILE.csv) or an HDF5 dataset "
+                                 "(FILE.h5:/dataset)", path, what));
   if (is_csv(path)) return read_csv(path, columns, what, expected);
   return read_h5(path, dataset.empty() ? default_dataset : dataset, columns, what, expected);
 }

@@ -323,6 +323,10 @@ TEST_F(CliSample, ClearErrors) {
                            file("x.h5"), "--quiet"});
   EXPECT_EQ(e.exit_code, 1);
   EXPECT_THAT(e.err, HasSubstr("empty.csv: no observation rows"));
+  const auto folder = run_fsbi({"sample", "--model", file("model.h5"), "--observation", file("."), "-o", file("x.h5"),
+                                "--quiet"});
+  EXPECT_EQ(folder.exit_code, 1);
+  EXPECT_THAT(folder.err, HasSubstr("is a folder; give the observation as a CSV file (FILE.csv) or an HDF5 dataset"));
   // A model of another simulator: two_moons' observation file has the right width (2) for this
   // model, but `fsbi run` checks the observation against the simulator it runs.
   const auto sims = run_fsbi({"sample", "--model", file("data.h5"), "--observation", file("obs.csv"), "-o",

@@ -48,9 +48,10 @@ inline bool parse_args(const Args& args, const char* usage, po::options_descript
     return false;
   }
   po::notify(vm);
-  // Every command's --threads: 0 means all cores.
-  if (vm.count("threads") && vm["threads"].as<int>() < 0)
-    throw UsageError(fmt::format("--threads {}: give 0 (all cores) or a positive number", vm["threads"].as<int>()));
+  // Every command's --threads (an int): 0 means all cores.
+  if (const auto it = vm.find("threads"); it != vm.end())
+    if (const int* t = boost::any_cast<int>(&it->second.value()); t && *t < 0)
+      throw UsageError(fmt::format("--threads {}: give 0 (all cores) or a positive number", *t));
   return true;
 }
 

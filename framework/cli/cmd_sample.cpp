@@ -51,13 +51,9 @@ void add_sampling_options(po::options_description& desc, SamplingCliOptions& o) 
 }
 
 void check_sampling_options(const SamplingCliOptions& o) {
-  const SamplerSettings& st = o.options.sampler;
   if (o.num_samples < 1) throw UsageError(fmt::format("--num-samples {}: give at least 1", o.num_samples));
-  if (st.chains < 1) throw UsageError(fmt::format("--chains {}: give at least 1", st.chains));
-  if (st.warmup < 0) throw UsageError(fmt::format("--warmup {}: give 0 or more", st.warmup));
-  if (st.thin < 1) throw UsageError(fmt::format("--thin {}: give at least 1", st.thin));
-  if (!(st.step_size >= 0) || !std::isfinite(st.step_size))
-    throw UsageError(fmt::format("--step-size {}: give 0 (automatic) or a positive step", st.step_size));
+  if (const std::string problem = sampler_settings_problem(o.options.sampler); !problem.empty())
+    throw UsageError("sampling options: " + problem);
   if (o.method != "auto") {
     try {
       parse_sampler_method(o.method);

@@ -39,6 +39,26 @@ std::string upper(SamplerMethod m) {
   return s;
 }
 
+}  // namespace
+
+std::string sampler_settings_problem(const SamplerSettings& st) {
+  if (st.chains < 1) return fmt::format("chains is {}; it must be at least 1", st.chains);
+  if (st.warmup < 0) return fmt::format("warmup is {}; it must be 0 or more", st.warmup);
+  if (st.thin < 1) return fmt::format("thin is {}; it must be at least 1", st.thin);
+  if (!(st.step_size >= 0) || !std::isfinite(st.step_size))
+    return fmt::format("step_size is {}; use 0 (automatic) or a positive step", st.step_size);
+  if (!(st.target_acceptance > 0 && st.target_acceptance < 1))
+    return fmt::format("target_acceptance is {}; it must lie in (0, 1)", st.target_acceptance);
+  if (st.method == SamplerMethod::smc) {
+    if (!(st.ess_threshold > 0 && st.ess_threshold < 1))
+      return fmt::format("ess_threshold is {}; it must lie in (0, 1)", st.ess_threshold);
+    if (st.smc_moves < 0) return fmt::format("smc_moves is {}; it must be 0 or more", st.smc_moves);
+  }
+  return {};
+}
+
+namespace {
+
 void validate(const SamplingTarget& t, const Eigen::MatrixXd& initial, const SamplerSettings& st) {
   auto fail = [](const std::string& msg) { throw std::invalid_argument("sampler: " + msg); };
   const std::string name = upper(st.method);
@@ -52,14 +72,8 @@ void validate(const SamplingTarget& t, const Eigen::MatrixXd& initial, const Sam
                        name));
     if (!t.log_prior) fail(fmt::format("{} needs the target's log_prior, which is empty", name));
   }
-  if (st.chains < 1) fail(fmt::format("chains is {}; it must be at least 1", st.chains));
+  if (const std::string problem = sampler_settings_problem(st); !problem.empty()) fail(problem);
   if (st.draws < 1) fail(fmt::format("draws is {}; it must be at least 1", st.draws));
-  if (st.warmup < 0) fail(fmt::format("warmup is {}; it must be 0 or more", st.warmup));
-  if (st.thin < 1) fail(fmt::format("thin is {}; it must be at least 1", st.thin));
-  if (!(st.step_size >= 0) || !std::isfinite(st.step_size))
-    fail(fmt::format("step_size is {}; use 0 (automatic) or a positive step", st.step_size));
-  if (!(st.target_acceptance > 0 && st.target_acceptance < 1))
-    fail(fmt::format("target_acceptance is {}; it must lie in (0, 1)", st.target_acceptance));
   if (st.preconditioner.size() != 0) {
     if (st.preconditioner.size() != t.dim)
       fail(fmt::format("the preconditioner has {} entries for {} parameters", st.preconditioner.size(), t.dim));
@@ -70,9 +84,6 @@ void validate(const SamplingTarget& t, const Eigen::MatrixXd& initial, const Sam
     if (!t.sample_prior) fail("SMC starts from the prior: the target needs sample_prior");
     if (st.particles < st.chains)
       fail(fmt::format("particles is {}, fewer than the {} particle groups (chains)", st.particles, st.chains));
-    if (!(st.ess_threshold > 0 && st.ess_threshold < 1))
-      fail(fmt::format("ess_threshold is {}; it must lie in (0, 1)", st.ess_threshold));
-    if (st.smc_moves < 0) fail(fmt::format("smc_moves is {}; it must be 0 or more", st.smc_moves));
     return;
   }
   if (static_cast<long long>(st.draws) * st.thin + st.warmup > INT_MAX / 2)

@@ -366,6 +366,7 @@ TEST_F(CliSample, ClearErrors) {
       {{"-n", "100", "--threads", "-1"}, "--threads -1: give 0 (all cores) or a positive number"},
       {{"-n", "100", "--num-samples", "-10"}, "--num-samples -10: give at least 1"},
       {{"-n", "100", "--method", "nuts"}, "--method 'nuts': give auto, mala, smc or ula"},
+      {{"-n", "100", "--warmup", "-1"}, "sampling options: warmup is -1; it must be 0 or more"},
   };
   for (const auto& c : cases) {
     std::vector<std::string> args{"run", "-s", "gaussian_linear", "--sim-opt", "dim=2", "--observation",

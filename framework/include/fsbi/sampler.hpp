@@ -96,6 +96,11 @@ struct SamplerSettings {
   Eigen::VectorXd preconditioner;
 };
 
+// What is wrong with the settings on their own (not against a target or starting points), as
+// the message a user sees; empty when nothing is. run_sampler refuses such settings, and the CLI
+// checks them before `fsbi run` spends its budget on simulating and training.
+std::string sampler_settings_problem(const SamplerSettings& st);
+
 // Escaped chains are removed from `chains` and from every per-chain vector below, so those stay
 // aligned with `chains`; `escaped` keeps the original chain indices. All indices are 0-based.
 struct SampleResult {

@@ -712,8 +712,8 @@ def build_table(args, runs, records, reused, started):
     published = load_published(args.sbibm)
     ncpu, model, load = machine_description()
     argv = [sys.executable, sys.argv[0]] + sys.argv[1:]
-    # Runs recorded by an earlier invocation keep the --threads they ran with.
     ran = [records[r.key] for r in runs if r.key in records]
+    # Runs recorded by an earlier invocation keep the --threads they ran with.
     threads = ", ".join(str(t) for t in sorted({rec.get("threads", args.threads) for rec in ran})) or str(args.threads)
     lines = [
         "# fsbi on sbibm: posterior quality (C2ST) and time",
@@ -796,7 +796,7 @@ def build_table(args, runs, records, reused, started):
                    fmt(mean([r.get("c2st_seconds") for r in ok])),
                    str(len(bad)) if bad else "0"]
             lines.append("| " + " | ".join(row) + " |")
-    short = [rec for rec in (records[r.key] for r in runs if r.key in records)
+    short = [rec for rec in ran
              if rec["status"] == "ok" and rec.get("samples") is not None and rec["samples"] < args.num_samples]
     if short:
         lines += ["", f"Runs with fewer than --num-samples {args.num_samples} posterior samples (fsbi dropped chains "

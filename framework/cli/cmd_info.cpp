@@ -89,7 +89,8 @@ void print_model(const std::string& path) {
               static_cast<unsigned long long>(i.num_train), static_cast<unsigned long long>(i.num_validation),
               static_cast<unsigned long long>(i.seed));
   if (!i.training_proposal.empty()) std::printf("  drawn from: %s\n", i.training_proposal.c_str());
-  std::printf("  epochs:     %d, best %d with validation loss %.6g\n", i.epochs, i.best_epoch, i.best_validation_loss);
+  std::printf("  epochs:     %d, best %d with validation loss %.6g%s\n", i.epochs, i.best_epoch, i.best_validation_loss,
+              i.batch_size > 0 ? fmt::format(" (batches of {})", i.batch_size).c_str() : "");
 }
 
 void print_posterior(h5::File& file) {

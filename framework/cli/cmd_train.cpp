@@ -42,10 +42,11 @@ int cmd_train(const Args& args) {
   const auto r = train_score_model(data, st, output);
   if (!vm.count("quiet"))
     std::printf("wrote %s: %s model, objective %s, %d epochs (best %d, validation loss %.6g), %llu training + "
-                "%llu validation pairs, %s\n",
+                "%llu validation pairs in batches of %d at peak learning rate %g, %s\n",
                 output.c_str(), st.model_kind.c_str(), r.objective.c_str(), r.epochs, r.best_epoch,
                 r.best_validation_loss, static_cast<unsigned long long>(r.num_train),
-                static_cast<unsigned long long>(r.num_validation), format_duration(r.seconds).c_str());
+                static_cast<unsigned long long>(r.num_validation), r.batch_size, r.learning_rate,
+                format_duration(r.seconds).c_str());
   return exit_ok;
 }
 

@@ -21,9 +21,10 @@ void TrainingCliOptions::add_to(po::options_description& desc) {
        "networks trained side by side and averaged (1..16)")
       ("activation", po::value(&st.activation)->default_value(st.activation), "silu | tanh | elu | softplus")
       ("epochs,e", po::value(&st.max_epochs)->default_value(st.max_epochs), "maximum number of epochs")
-      ("batch-size,b", po::value(&st.batch_size)->default_value(st.batch_size), "mini-batch size")
+      ("batch-size,b", po::value(&st.batch_size)->default_value(st.batch_size),
+       "mini-batch size (0: automatic, 256 halved down to 64 while an epoch would have fewer than 16 steps)")
       ("learning-rate", po::value(&st.learning_rate)->default_value(st.learning_rate, fmt::format("{}", st.learning_rate)),
-       "peak Adam learning rate (warm-up, then cosine decay to 1% of it)")
+       "peak Adam learning rate, warm-up then cosine decay to 1% of it (0: automatic, 1e-3 x 256 / batch size)")
       ("validation-fraction",
        po::value(&st.validation_fraction)->default_value(st.validation_fraction, fmt::format("{}", st.validation_fraction)),
        "share of the pairs held out for validation and early stopping")

@@ -57,6 +57,7 @@ void write_model_group(h5::Group& parent, const StoredModel& m, std::string_view
   g.set_attribute("epochs", static_cast<std::int64_t>(i.epochs));
   g.set_attribute("best_epoch", static_cast<std::int64_t>(i.best_epoch));
   g.set_attribute("best_validation_loss", i.best_validation_loss);
+  g.set_attribute("batch_size", static_cast<std::int64_t>(i.batch_size));
   g.set_attribute("latent_sigma", i.latent_sigma);
   g.set_attribute("box_weight", i.box_weight);
 
@@ -120,6 +121,7 @@ StoredModel read_model(h5::File& file) {
     i.epochs = static_cast<int>(g.attribute_int("epochs"));
     i.best_epoch = static_cast<int>(g.attribute_int("best_epoch"));
     i.best_validation_loss = g.attribute_double("best_validation_loss");
+    if (g.has_attribute("batch_size")) i.batch_size = static_cast<int>(g.attribute_int("batch_size"));
     i.latent_sigma = g.attribute_double("latent_sigma");
     if (g.has_attribute("box_weight")) i.box_weight = g.attribute_string("box_weight");
 

@@ -190,6 +190,18 @@ struct Adam {
   }
 };
 
+}  // namespace
+
+int automatic_batch_size(std::int64_t num_train) {
+  int batch = 256;
+  while (batch > 64 && num_train < static_cast<std::int64_t>(min_steps_per_epoch) * batch) batch /= 2;
+  return batch;
+}
+
+double automatic_learning_rate(int batch_size) { return 1e-3 * 256.0 / batch_size; }
+
+namespace {
+
 double learning_rate(const TrainingSettings& s, int epoch) {
   if (epoch < s.warmup_epochs) return s.learning_rate * (epoch + 1) / (s.warmup_epochs + 1);
   const double t = static_cast<double>(epoch - s.warmup_epochs) /
@@ -318,8 +330,9 @@ TrainingReport train_score_model(const std::string& data_path, const TrainingSet
 }
 
 TrainingReport train_score_model(const SimulationData& data, const std::string& data_label,
-                                 const TrainingSettings& st, const std::string& output,
+                                 const TrainingSettings& settings, const std::string& output,
                                  const TrainingProposal* proposal) {
+  TrainingSettings st = settings;  // the automatic batch size and rate resolved once the split is known
   const auto t_start = std::chrono::steady_clock::now();
   const Eigen::Index d = data.theta.cols(), k = data.x.cols();
   if (data.theta.rows() != data.x.rows())
@@ -327,11 +340,14 @@ TrainingReport train_score_model(const SimulationData& data, const std::string& 
   if (data.theta.rows() < min_training_simulations)
     throw TrainingError(fmt::format("{}: {} simulations are too few to train on (need at least {})",
                                     data_label, data.theta.rows(), min_training_simulations));
-  if (st.batch_size < 1) throw TrainingError("--batch-size must be at least 1");
+  if (st.batch_size < 0)
+    throw TrainingError(fmt::format("--batch-size {}: give a positive size, or 0 for the automatic one", st.batch_size));
   if (st.max_epochs < 1) throw TrainingError("--epochs must be at least 1");
   if (!(st.validation_fraction > 0 && st.validation_fraction < 0.9))
     throw TrainingError("--validation-fraction must be in (0, 0.9)");
-  if (!(st.learning_rate > 0)) throw TrainingError("--learning-rate must be positive");
+  if (!(st.learning_rate >= 0 && std::isfinite(st.learning_rate)))
+    throw TrainingError(fmt::format("--learning-rate {}: give a positive rate, or 0 for the automatic one",
+                                    st.learning_rate));
   if (const std::string problem = box_weight_problem(st.box_weight); !problem.empty()) throw TrainingError(problem);
   if (st.lr_reductions < 0 || st.lr_reductions > 10)
     throw TrainingError(fmt::format("--lr-reductions {}: give 0 (stop at the first stall) to 10", st.lr_reductions));
@@ -417,6 +433,8 @@ TrainingReport train_score_model(const SimulationData& data, const std::string& 
   std::sort(val_idx.begin(), val_idx.end());
   std::sort(train_idx.begin(), train_idx.end());
   const Eigen::Index n_train = static_cast<Eigen::Index>(train_idx.size());
+  if (st.batch_size == 0) st.batch_size = automatic_batch_size(n_train);
+  if (st.learning_rate == 0) st.learning_rate = automatic_learning_rate(st.batch_size);
 
   Prepared tr, va;
   tr.u = u_all(Eigen::all, train_idx);
@@ -638,6 +656,7 @@ TrainingReport train_score_model(const SimulationData& data, const std::string& 
   info.training_data = data_label;
   if (proposal) info.training_proposal = proposal->description;
   info.seed = st.seed;
+  info.batch_size = st.batch_size;
   info.num_train = static_cast<std::uint64_t>(n_train);
   info.num_validation = static_cast<std::uint64_t>(val_idx.size());
   info.epochs = static_cast<int>(s.train_loss.size());
@@ -667,6 +686,8 @@ TrainingReport train_score_model(const SimulationData& data, const std::string& 
   r.objective = info.objective;
   r.epochs = info.epochs;
   r.best_epoch = info.best_epoch;
+  r.batch_size = st.batch_size;
+  r.learning_rate = st.learning_rate;
   r.best_validation_loss = s.best_loss;
   r.num_train = info.num_train;
   r.num_validation = info.num_validation;

@@ -86,10 +86,13 @@ TEST_F(CliTrain, KilledTrainingResumesToTheUninterruptedModel) {
 
 TEST_F(CliTrain, ScoreCommandReadsAndWritesCsvAndHdf5) {
   const auto t = run_fsbi({"train", "--data", data(), "-o", tmp.file("m.h5"), "--epochs", "5", "--box-weight",
-                           "linear", "--quiet"});
+                           "linear"});
   ASSERT_EQ(t.exit_code, 0) << t.err;
+  // 3600 training pairs: the automatic batch is 128 (16 steps per epoch), its rate 2e-3.
+  EXPECT_THAT(t.out, HasSubstr("3600 training + 400 validation pairs in batches of 128 at peak learning rate 0.002"));
   const auto info = run_fsbi({"info", tmp.file("m.h5")});
   EXPECT_EQ(info.exit_code, 0);
+  EXPECT_THAT(info.out, HasSubstr("(batches of 128)"));
   EXPECT_THAT(info.out, HasSubstr("energy score network, hidden 256,256"));
   EXPECT_THAT(info.out, HasSubstr("objective:  ibp, box weight linear"));
   EXPECT_EQ(ScoreModel::load(tmp.file("m.h5")).info().box_weight, "linear");

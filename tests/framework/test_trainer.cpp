@@ -14,6 +14,7 @@
 #include <Eigen/Cholesky>
 #include <Eigen/LU>
 
+#include <algorithm>
 #include <filesystem>
 
 namespace fsbi {
@@ -124,6 +125,7 @@ TEST(TrainerLearningRate, StallsLowerTheRateUntilTheLastReductionStops) {
   st.hidden = {16, 16};
   st.max_epochs = 400;
   st.patience = 3;
+  st.learning_rate = 1e-3;   // explicit: the automatic rate would follow the batch size
   st.final_lr_fraction = 1;  // constant rate after warm-up: every change is a reduction
   st.lr_reductions = 0;
   const TrainingReport plain = train_score_model(train, "train.h5", st, tmp.file("plain.h5"));
@@ -175,6 +177,66 @@ TEST(TrainerLearningRate, StallsLowerTheRateUntilTheLastReductionStops) {
   } catch (const TrainingError& e) {
     EXPECT_THAT(e.what(), HasSubstr("--lr-reduction-factor 1.5: give a factor in (0, 1)"));
   }
+}
+
+// The automatic batch size keeps at least 16 optimizer steps per epoch (256, halved down to 64),
+// and the automatic peak rate is 1e-3 × 256 / batch; both are what the model file records.
+TEST(TrainerAutomaticSchedule, BatchFollowsThePairsAndTheRateFollowsTheBatch) {
+  EXPECT_EQ(automatic_batch_size(9000), 256);  // 10⁴ simulations: as before
+  EXPECT_EQ(automatic_batch_size(4096), 256);
+  EXPECT_EQ(automatic_batch_size(4095), 128);
+  EXPECT_EQ(automatic_batch_size(2048), 128);
+  EXPECT_EQ(automatic_batch_size(2047), 64);
+  EXPECT_EQ(automatic_batch_size(900), 64);    // 10³ simulations
+  EXPECT_EQ(automatic_batch_size(18), 64);     // never below 64 (the trainer caps it at the pairs)
+  EXPECT_DOUBLE_EQ(automatic_learning_rate(256), 1e-3);
+  EXPECT_DOUBLE_EQ(automatic_learning_rate(128), 2e-3);
+  EXPECT_DOUBLE_EQ(automatic_learning_rate(64), 4e-3);
+
+  test::TempDir tmp;
+  const auto train = test::simulate_gaussian_linear(tmp.path(), "train.h5", "", 300, test::announce_seed("simulation", 41), {{"dim", "2"}});
+  auto peak = [](const ModelInfo& i) { return *std::max_element(i.learning_rate.begin(), i.learning_rate.end()); };
+  TrainingSettings st = quick_settings(42);
+  st.hidden = {8};
+  st.max_epochs = 5;  // warm-up (2 epochs), then the cosine starts at the peak
+  const TrainingReport automatic = train_score_model(train, "train.h5", st, tmp.file("auto.h5"));
+  const ModelInfo a = ScoreModel::load(tmp.file("auto.h5")).info();
+  EXPECT_EQ(automatic.num_train, 270u);
+  EXPECT_EQ(automatic.batch_size, 64);
+  EXPECT_DOUBLE_EQ(automatic.learning_rate, 4e-3);
+  EXPECT_EQ(a.batch_size, 64);
+  EXPECT_DOUBLE_EQ(peak(a), 4e-3);
+  EXPECT_DOUBLE_EQ(a.learning_rate[0], 4e-3 / 3);
+
+  st.batch_size = 100;  // a chosen batch: the automatic rate follows it
+  const TrainingReport chosen = train_score_model(train, "train.h5", st, tmp.file("b100.h5"));
+  EXPECT_EQ(chosen.batch_size, 100);
+  EXPECT_DOUBLE_EQ(chosen.learning_rate, 2.56e-3);
+  EXPECT_EQ(ScoreModel::load(tmp.file("b100.h5")).info().batch_size, 100);
+
+  st.batch_size = 0;
+  st.learning_rate = 5e-4;  // a chosen rate is kept
+  const TrainingReport rate = train_score_model(train, "train.h5", st, tmp.file("lr.h5"));
+  EXPECT_EQ(rate.batch_size, 64);
+  EXPECT_DOUBLE_EQ(peak(ScoreModel::load(tmp.file("lr.h5")).info()), 5e-4);
+
+  st.learning_rate = 0;
+  st.batch_size = -2;
+  try {
+    train_score_model(train, "train.h5", st, tmp.file("bad.h5"));
+    FAIL() << "expected an error";
+  } catch (const TrainingError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("--batch-size -2: give a positive size, or 0 for the automatic one"));
+  }
+  st.batch_size = 0;
+  st.learning_rate = -1e-3;
+  try {
+    train_score_model(train, "train.h5", st, tmp.file("bad.h5"));
+    FAIL() << "expected an error";
+  } catch (const TrainingError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("--learning-rate -0.001: give a positive rate, or 0 for the automatic one"));
+  }
+  EXPECT_FALSE(std::filesystem::exists(tmp.file("bad.h5")));
 }
 
 TEST(TrainerErrors, BadFilesAndSettings) {

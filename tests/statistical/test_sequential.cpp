@@ -106,15 +106,17 @@ TEST(SequentialRounds, ThreeRoundsAreUnbiasedAndAsGoodAsTheSameBudgetOnThePrior)
               "%llu %.4f, on %llu %.4f; the rounds' pairs without the proposal's score %.4f\n",
               o_seq, o_round1, static_cast<unsigned long long>(budget), o_same,
               static_cast<unsigned long long>(10 * budget), o_big, o_uncorrected);
-  // Measured (seeds above, 2026-11-29): rounds 0.023, amortised on the same budget 0.023, on ten
-  // times the budget 0.007, uncorrected far worse. The rounds do not reach the 10× model here: the
+  // Measured at x = x_o (seeds above, 2026-12-03, the automatic batch and rate: 64 at 4e-3 up to
+  // 2047 training pairs, 128 at 2e-3 up to 4095): rounds 0.0116, round 1 alone 0.052, amortised on
+  // the same budget 0.0154, on ten times the budget 0.0033, uncorrected 0.036 (earlier figures in
+  // docs/sequential.md#what-it-gains-measured). The rounds do not reach the 10× model: the
   // network learns this globally linear score from every pair, wherever it lies, so the error
   // follows the number of pairs (docs/sequential.md#what-it-gains-measured). What must hold:
   // focusing costs nothing against the same budget spent on the prior, the rounds improve on their
   // first round, and the pooled proposal's score is what keeps the pooled pairs unbiased.
   EXPECT_LT(o_seq, 1.3 * o_same);
   EXPECT_LT(o_seq, 0.75 * o_round1);
-  EXPECT_GT(o_uncorrected, 3 * o_seq);
+  EXPECT_GT(o_uncorrected, 2.5 * o_seq);
 }
 
 }  // namespace

@@ -39,6 +39,7 @@ struct ModelInfo {
   std::string training_proposal;
   std::uint64_t seed = 0, num_train = 0, num_validation = 0;
   int epochs = 0, best_epoch = 0;
+  int batch_size = 0;      // mini-batch size trained with; 0 in files written before it was stored
   double best_validation_loss = 0;
   double latent_sigma = 0;
   // How the objective weighed the errors near a box prior's faces: "linear", "square", or "none"

@@ -32,8 +32,11 @@ struct TrainingSettings {
   // score is their mean, which averages away most of the fit-to-fit noise (docs/training.md).
   int ensemble = 1;
   int max_epochs = 300;
-  int batch_size = 256;
-  double learning_rate = 1e-3;         // peak; cosine decay to learning_rate·final_lr_fraction
+  // 0: automatic_batch_size(), from the number of training pairs (docs/training.md#the-batch-and-the-rate).
+  int batch_size = 0;
+  // Peak rate; cosine decay to learning_rate·final_lr_fraction. 0: automatic_learning_rate() of
+  // the batch size used.
+  double learning_rate = 0;
   double final_lr_fraction = 0.01;
   int warmup_epochs = 2;               // linear warm-up
   double validation_fraction = 0.1;
@@ -66,6 +69,15 @@ struct TrainingSettings {
 // training and validation pairs needs a few of each.
 inline constexpr int min_training_simulations = 20;
 
+// The batch size 0 stands for: 256, halved (down to 64) while an epoch would have fewer than
+// min_steps_per_epoch optimizer steps. Large data sets train as they always did; on a few thousand
+// pairs or less, batches of 256 give so few steps that the validation loss stalls before the
+// network has learned the score (docs/training.md#the-batch-and-the-rate).
+inline constexpr int min_steps_per_epoch = 16;
+int automatic_batch_size(std::int64_t num_train);
+// The learning rate 0 stands for 1e-3 × 256 / batch size: 1e-3 at 256, 2e-3 at 128, 4e-3 at 64.
+double automatic_learning_rate(int batch_size);
+
 // The objective "auto" picks: ibp (exact divergence) up to this many parameters, sliced above.
 inline constexpr int auto_objective_max_exact_dim = 16;
 
@@ -73,6 +85,8 @@ struct TrainingReport {
   std::string output;
   std::string objective;
   int epochs = 0, best_epoch = 0;
+  int batch_size = 0;             // as used (automatic_batch_size() when 0 was asked for)
+  double learning_rate = 0;       // peak, as used
   double best_validation_loss = 0;
   std::uint64_t num_train = 0, num_validation = 0;
   double seconds = 0;

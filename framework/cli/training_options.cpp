@@ -22,9 +22,13 @@ void TrainingCliOptions::add_to(po::options_description& desc) {
       ("activation", po::value(&st.activation)->default_value(st.activation), "silu | tanh | elu | softplus")
       ("epochs,e", po::value(&st.max_epochs)->default_value(st.max_epochs), "maximum number of epochs")
       ("batch-size,b", po::value(&st.batch_size)->default_value(st.batch_size),
-       "mini-batch size (0: automatic, 256 halved down to 64 while an epoch would have fewer than 16 steps)")
+       fmt::format("mini-batch size (0: automatic, {} halved down to {} while an epoch would have fewer than {} steps)",
+                   automatic_batch_max, automatic_batch_min, min_steps_per_epoch)
+           .c_str())
       ("learning-rate", po::value(&st.learning_rate)->default_value(st.learning_rate, fmt::format("{}", st.learning_rate)),
-       "peak Adam learning rate, warm-up then cosine decay to 1% of it (0: automatic, 1e-3 x 256 / batch size)")
+       fmt::format("peak Adam learning rate, warm-up then cosine decay to 1% of it (0: automatic, {} x {} / batch size)",
+                   automatic_rate_at_max_batch, automatic_batch_max)
+           .c_str())
       ("validation-fraction",
        po::value(&st.validation_fraction)->default_value(st.validation_fraction, fmt::format("{}", st.validation_fraction)),
        "share of the pairs held out for validation and early stopping")

@@ -193,12 +193,14 @@ struct Adam {
 }  // namespace
 
 int automatic_batch_size(std::int64_t num_train) {
-  int batch = 256;
-  while (batch > 64 && num_train < static_cast<std::int64_t>(min_steps_per_epoch) * batch) batch /= 2;
+  int batch = automatic_batch_max;
+  while (batch > automatic_batch_min && num_train < static_cast<std::int64_t>(min_steps_per_epoch) * batch) batch /= 2;
   return batch;
 }
 
-double automatic_learning_rate(int batch_size) { return 1e-3 * 256.0 / batch_size; }
+double automatic_learning_rate(int batch_size) {
+  return automatic_rate_at_max_batch * automatic_batch_max / batch_size;
+}
 
 namespace {
 

@@ -3,7 +3,6 @@
 // two_moons; the boundary bias a box prior causes without the unconstrained transform; and the
 // latent objective's Bayes-optimal error.
 #include "fsbi/plugin.hpp"
-#include "fsbi/prior.hpp"
 #include "fsbi/score_model.hpp"
 #include "fsbi/simulation.hpp"
 #include "fsbi/trainer.hpp"
@@ -23,12 +22,19 @@ namespace {
 using testing::HasSubstr;
 
 
-// E‖ŝ − s‖² / E‖s‖² over pairs, with s = (x − θ)/0.1 the exact gaussian_linear score.
-double relative_score_error(const ScoreModel& model, const SimulationData& fresh) {
-  const Eigen::Index d = fresh.theta.cols(), n = fresh.theta.rows();
+// The exact likelihood score of a task, one pair per column.
+using ExactScore = Eigen::MatrixXd (*)(const Eigen::MatrixXd& theta, const Eigen::MatrixXd& x);
+
+// gaussian_linear: s = (x − θ)/0.1.
+Eigen::MatrixXd gaussian_linear_score(const Eigen::MatrixXd& th, const Eigen::MatrixXd& x) { return (x - th) / 0.1; }
+
+// E‖ŝ − s‖² / E‖s‖² over the pairs, against the exact score (gaussian_linear's unless given).
+double relative_score_error(const ScoreModel& model, const SimulationData& fresh,
+                            ExactScore exact = gaussian_linear_score) {
+  const Eigen::Index d = fresh.theta.cols(), k = fresh.x.cols(), n = fresh.theta.rows();
   const Eigen::MatrixXd th = Eigen::Map<const Eigen::MatrixXd>(fresh.theta.data(), d, n);
-  const Eigen::MatrixXd x = Eigen::Map<const Eigen::MatrixXd>(fresh.x.data(), d, n);
-  const Eigen::MatrixXd truth = (x - th) / 0.1;
+  const Eigen::MatrixXd x = Eigen::Map<const Eigen::MatrixXd>(fresh.x.data(), k, n);
+  const Eigen::MatrixXd truth = exact(th, x);
   const Eigen::MatrixXd learned = model.score(th, x);
   return (learned - truth).squaredNorm() / truth.squaredNorm();
 }
@@ -111,17 +117,6 @@ Eigen::MatrixXd two_moons_score(const Eigen::MatrixXd& th, const Eigen::MatrixXd
   return s;
 }
 
-SimulationData simulate_two_moons(const std::string& path, std::uint64_t n, std::uint64_t seed) {
-  auto sim = open_simulator("two_moons", {}, {test::bundled_plugin_dir()});
-  auto prior = parse_prior(*sim->default_prior(), sim->parameter_dim());
-  SimulationSettings st;
-  st.num_simulations = n;
-  st.seed = seed;
-  st.progress = ProgressMode::quiet;
-  run_simulations(*sim, *prior, "test", st, path);
-  return read_simulations(path);
-}
-
 // At 10³ simulations batches of 256 give an epoch of three steps, and two_moons' validation loss
 // stalls before the network has found the crescent (docs/training.md#the-batch-and-the-rate). The
 // automatic batch size and rate (64 and 4e-3 here) learn its score; the former fixed 256 and 1e-3
@@ -129,14 +124,10 @@ SimulationData simulate_two_moons(const std::string& path, std::uint64_t n, std:
 // 1–3 the automatic schedule gave 0.37, 0.50 and 0.61 (docs/training.md, 2026-12-02).
 TEST(TrainerSmallBudget, AutomaticBatchLearnsTwoMoonsAtOneThousandSimulations) {
   test::TempDir tmp;
-  const auto train = simulate_two_moons(tmp.file("train.h5"), 1000, test::announce_seed("simulation", 1));
-  const auto fresh = simulate_two_moons(tmp.file("fresh.h5"), 3000, test::announce_seed("fresh pairs", 999));
-  const Eigen::Index n = fresh.theta.rows();
-  const Eigen::MatrixXd th = Eigen::Map<const Eigen::MatrixXd>(fresh.theta.data(), 2, n);
-  const Eigen::MatrixXd x = Eigen::Map<const Eigen::MatrixXd>(fresh.x.data(), 2, n);
-  const Eigen::MatrixXd truth = two_moons_score(th, x);
+  const auto train = test::simulate("two_moons", tmp.path(), "train.h5", "", 1000, test::announce_seed("simulation", 1));
+  const auto fresh = test::simulate("two_moons", tmp.path(), "fresh.h5", "", 3000, test::announce_seed("fresh pairs", 999));
   auto error = [&](const std::string& model) {
-    return (ScoreModel::load(model).score(th, x) - truth).squaredNorm() / truth.squaredNorm();
+    return relative_score_error(ScoreModel::load(model), fresh, two_moons_score);
   };
   TrainingSettings st = quick_settings(1);
   const TrainingReport automatic = train_score_model(train, "train.h5", st, tmp.file("auto.h5"));

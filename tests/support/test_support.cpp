@@ -120,7 +120,13 @@ CommandResult run_fsbi(const std::vector<std::string>& args, const std::vector<s
 SimulationData simulate_gaussian_linear(const std::string& dir, const std::string& name,
                                         const std::string& prior_spec, std::uint64_t n, std::uint64_t seed,
                                         const SimulatorOptions& options) {
-  auto sim = open_simulator("gaussian_linear", options, {bundled_plugin_dir()});
+  return simulate("gaussian_linear", dir, name, prior_spec, n, seed, options);
+}
+
+SimulationData simulate(const std::string& simulator, const std::string& dir, const std::string& name,
+                        const std::string& prior_spec, std::uint64_t n, std::uint64_t seed,
+                        const SimulatorOptions& options) {
+  auto sim = open_simulator(simulator, options, {bundled_plugin_dir()});
   auto prior = parse_prior(prior_spec.empty() ? *sim->default_prior() : prior_spec, sim->parameter_dim());
   SimulationSettings st;
   st.num_simulations = n;

@@ -62,8 +62,12 @@ std::string bundled_plugin_dir();          // where the bundled simulators are b
 std::string fixture_plugin(const std::string& name);  // path of a test fixture plugin
 std::string shared_dir();                   // ../shared beside the project (sbibm data)
 
-// Simulates n gaussian_linear pairs through the real plugin and engine into dir/name and reads
-// them back; prior_spec "" keeps the simulator's default prior.
+// Simulates n pairs of a bundled simulator through the real plugin and engine into dir/name and
+// reads them back; prior_spec "" keeps the simulator's default prior.
+SimulationData simulate(const std::string& simulator, const std::string& dir, const std::string& name,
+                        const std::string& prior_spec, std::uint64_t n, std::uint64_t seed,
+                        const SimulatorOptions& options = {});
+// simulate() of gaussian_linear.
 SimulationData simulate_gaussian_linear(const std::string& dir, const std::string& name,
                                         const std::string& prior_spec, std::uint64_t n, std::uint64_t seed,
                                         const SimulatorOptions& options = {});

@@ -74,8 +74,11 @@ inline constexpr int min_training_simulations = 20;
 // pairs or less, batches of 256 give so few steps that the validation loss stalls before the
 // network has learned the score (docs/training.md#the-batch-and-the-rate).
 inline constexpr int min_steps_per_epoch = 16;
+inline constexpr int automatic_batch_max = 256, automatic_batch_min = 64;
 int automatic_batch_size(std::int64_t num_train);
-// The learning rate 0 stands for 1e-3 × 256 / batch size: 1e-3 at 256, 2e-3 at 128, 4e-3 at 64.
+// The learning rate 0 stands for automatic_rate_at_max_batch × automatic_batch_max / batch size:
+// 1e-3 at 256, 2e-3 at 128, 4e-3 at 64.
+inline constexpr double automatic_rate_at_max_batch = 1e-3;
 double automatic_learning_rate(int batch_size);
 
 // The objective "auto" picks: ibp (exact divergence) up to this many parameters, sliced above.

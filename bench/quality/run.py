@@ -41,8 +41,8 @@ Reference posterior samples:
     <workdir>/references/.
   * Any other task: no C2ST ("—"); everything else still runs.
 
-Score error: for simulators that export their analytic likelihood score (all bundled sbibm tasks
-but two_moons), each run's model is checked with build/bench/score_error
+Score error: for simulators that export their analytic likelihood score (every bundled sbibm
+task), each run's model is checked with build/bench/score_error
 before its run file is deleted — the relative MSE E‖ŝ − s‖²/E‖s‖² on 3000 fresh pairs from the
 prior (seed 12345), and at the run's own posterior samples with x = x_o, where the posterior was
 drawn. The second can be large while C2ST is not available: it shows a posterior built on a wrong

@@ -5,7 +5,8 @@
 //   x0 = p0 - |θ0 + θ1| / √2,  x1 = p1 + (θ1 - θ0) / √2
 //
 // Exactly two draws per simulation, in this order: one uniform (a), one normal (r).
-// See docs/simulators.md.
+// Provides the analytic likelihood score ("fsbi.likelihood-score/1") where the likelihood is
+// positive. See docs/simulators.md.
 #include <fsbi/sdk.hpp>
 
 #include <cmath>
@@ -33,6 +34,25 @@ class TwoMoons {
     const double p1 = r * std::sin(a);
     x[0] = p0 - std::abs(theta[0] + theta[1]) * inv_sqrt2;
     x[1] = p1 + (theta[1] - theta[0]) * inv_sqrt2;
+  }
+
+  // With q = x − (0.25 − |θ0 + θ1|/√2, (θ1 − θ0)/√2) = (r cos a, r sin a) and ρ = |q|, the
+  // density of x is N(ρ; 0.1, 0.01²) / (π ρ) on the half-plane q0 > 0 (and 0 off it), so
+  //   ∇θ log p = (−(ρ − 0.1)/0.01² − 1/ρ) ∇θ ρ,
+  //   ∇θ ρ = (q0 σ + q1, q0 σ − q1) / (√2 ρ),  σ = sign(θ0 + θ1) (+1 at θ0 + θ1 = 0).
+  // Off the half-plane (data this θ cannot produce) it is the same expression's value.
+  void likelihood_score(std::span<const double> theta, std::span<const double> x,
+                        std::span<double> score) const {
+    constexpr double inv_sqrt2 = 1.0 / std::numbers::sqrt2;
+    const double sum = theta[0] + theta[1];
+    const double sign = sum >= 0 ? 1.0 : -1.0;
+    const double q0 = x[0] - 0.25 + std::abs(sum) * inv_sqrt2;
+    const double q1 = x[1] - (theta[1] - theta[0]) * inv_sqrt2;
+    const double rho = std::hypot(q0, q1);
+    const double dlog_drho = -(rho - 0.1) / (0.01 * 0.01) - 1.0 / rho;
+    const double k = dlog_drho * inv_sqrt2 / rho;
+    score[0] = k * (q0 * sign + q1);
+    score[1] = k * (q0 * sign - q1);
   }
 };
 

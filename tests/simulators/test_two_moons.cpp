@@ -15,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <numbers>
 #include <numeric>
 #include <sstream>
@@ -147,7 +148,7 @@ TEST(TwoMoons, Metadata) {
   EXPECT_EQ(sim->data_names(), (std::vector<std::string>{"data_1", "data_2"}));
   ASSERT_TRUE(sim->default_prior().has_value());
   EXPECT_EQ(*sim->default_prior(), "uniform(-1, 1)");
-  EXPECT_FALSE(sim->has_likelihood_score());
+  EXPECT_TRUE(sim->has_likelihood_score());
 }
 
 TEST(TwoMoons, RejectsAnyOption) {
@@ -219,6 +220,44 @@ TEST(TwoMoons, SbibmObservationsLieInTheSupport) {
     EXPECT_GT(u_obs, -1e-6);  // right half of the circle (float32 rounding allowed)
     EXPECT_GE(min_u, 0.0);
   }
+}
+
+// log p(x|θ) from the definition: (x − centre(θ)) = (r cos a, r sin a) with r ~ N(0.1, 0.01²),
+// a ~ U(-π/2, π/2), so the density at distance ρ from the centre (right half-plane) is
+// N(ρ; 0.1, 0.01²) / (π ρ).
+double log_lik(const std::vector<double>& theta, const std::vector<double>& x) {
+  const double u = x[0] - (0.25 - std::abs(theta[0] + theta[1]) / kSqrt2);
+  const double v = x[1] - (theta[1] - theta[0]) / kSqrt2;
+  if (u <= 0) return -std::numeric_limits<double>::infinity();
+  const double rho = std::hypot(u, v), z = (rho - 0.1) / 0.01;
+  return -0.5 * z * z - std::log(0.01 * std::sqrt(2 * kPi)) - std::log(kPi * rho);
+}
+
+// The plugin's score against central differences of log p at data simulated at each θ (where the
+// likelihood is positive), on both sides of the fold θ0 + θ1 = 0; at the fold itself the
+// documented one-sided value, the one from θ0 + θ1 > 0.
+TEST(TwoMoons, LikelihoodScoreMatchesFiniteDifferences) {
+  const std::uint64_t seed = fsbi::test::announce_seed("two_moons score", 515);
+  auto sim = open();
+  const std::vector<std::vector<double>> thetas{{0.3, -0.5}, {0.4, 0.2}, {-0.7, 0.9}, {0.9, 0.95}, {-0.2, -0.6}};
+  double worst = 0;
+  for (std::size_t t = 0; t < thetas.size(); ++t) {
+    const Batch b = simulate_at(*sim, seed, thetas[t], 4, 10 * t);
+    for (std::size_t i = 0; i < 4; ++i) {
+      const std::vector<double> x{b.x[2 * i], b.x[2 * i + 1]};
+      worst = std::max(worst, fsbi::test::expect_score_matches_central_differences(
+                                  *sim, thetas[t], x, [&](const std::vector<double>& th) { return log_lik(th, x); },
+                                  {.size = 1e-7, .relative = false}, 1e-5, 1.0));
+    }
+  }
+  std::printf("  worst relative |score - central difference| = %.2e\n", worst);
+
+  const std::vector<double> fold{0.25, -0.25}, x{0.3, -0.3};
+  std::vector<double> at(2), right(2);
+  sim->likelihood_score(fold, x, at);
+  sim->likelihood_score(std::vector<double>{0.25 + 1e-12, -0.25}, x, right);
+  EXPECT_NEAR(at[0], right[0], 1e-6 * std::abs(right[0]));
+  EXPECT_NEAR(at[1], right[1], 1e-6 * std::abs(right[1]));
 }
 
 TEST(TwoMoons, Deterministic) {

@@ -15,6 +15,8 @@
 #include <Eigen/LU>
 
 #include <filesystem>
+#include <functional>
+#include <span>
 
 namespace fsbi {
 namespace {
@@ -23,7 +25,7 @@ using testing::HasSubstr;
 
 
 // The exact likelihood score of a task, one pair per column.
-using ExactScore = Eigen::MatrixXd (*)(const Eigen::MatrixXd& theta, const Eigen::MatrixXd& x);
+using ExactScore = std::function<Eigen::MatrixXd(const Eigen::MatrixXd& theta, const Eigen::MatrixXd& x)>;
 
 // gaussian_linear: s = (x − θ)/0.1.
 Eigen::MatrixXd gaussian_linear_score(const Eigen::MatrixXd& th, const Eigen::MatrixXd& x) { return (x - th) / 0.1; }
@@ -101,19 +103,13 @@ TEST(TrainerBoxPrior, TransformRemovesTheBoundaryBias) {
   EXPECT_LT(e_linear, 0.05);
 }
 
-// two_moons' likelihood score from its definition (../shared/sbibm/TASKS.md): with
-// q = x − (0.25 − |θ₁ + θ₂|/√2, (θ₂ − θ₁)/√2) the point (r cos a, r sin a) has density
-// N(|q|; 0.1, 0.01²) / (π |q|) on the right half-plane, so ∇θ log p = (d/dρ log p)(ρ) ∇θ ρ, ρ = |q|.
-Eigen::MatrixXd two_moons_score(const Eigen::MatrixXd& th, const Eigen::MatrixXd& x) {
-  const double r2 = std::sqrt(2.0);
-  Eigen::MatrixXd s(2, th.cols());
-  for (Eigen::Index i = 0; i < th.cols(); ++i) {
-    const double sum = th(0, i) + th(1, i), sign = sum >= 0 ? 1.0 : -1.0;
-    const double q0 = x(0, i) - 0.25 + std::abs(sum) / r2, q1 = x(1, i) - (th(1, i) - th(0, i)) / r2;
-    const double rho = std::hypot(q0, q1), dlog = -(rho - 0.1) / 1e-4 - 1 / rho;
-    s(0, i) = dlog * (q0 * sign + q1) / r2 / rho;
-    s(1, i) = dlog * (q0 * sign - q1) / r2 / rho;
-  }
+// A bundled simulator's analytic likelihood score (fsbi.likelihood-score/1), one pair per column.
+Eigen::MatrixXd plugin_score(const Simulator& sim, const Eigen::MatrixXd& th, const Eigen::MatrixXd& x) {
+  Eigen::MatrixXd s(th.rows(), th.cols());
+  for (Eigen::Index i = 0; i < th.cols(); ++i)
+    sim.likelihood_score(std::span<const double>(th.col(i).data(), static_cast<std::size_t>(th.rows())),
+                         std::span<const double>(x.col(i).data(), static_cast<std::size_t>(x.rows())),
+                         std::span<double>(s.col(i).data(), static_cast<std::size_t>(s.rows())));
   return s;
 }
 
@@ -126,8 +122,11 @@ TEST(TrainerSmallBudget, AutomaticBatchLearnsTwoMoonsAtOneThousandSimulations) {
   test::TempDir tmp;
   const auto train = test::simulate("two_moons", tmp.path(), "train.h5", "", 1000, test::announce_seed("simulation", 1));
   const auto fresh = test::simulate("two_moons", tmp.path(), "fresh.h5", "", 3000, test::announce_seed("fresh pairs", 999));
+  const auto two_moons = open_simulator("two_moons", {}, {test::bundled_plugin_dir()});
   auto error = [&](const std::string& model) {
-    return relative_score_error(ScoreModel::load(model), fresh, two_moons_score);
+    return relative_score_error(ScoreModel::load(model), fresh, [&](const Eigen::MatrixXd& th, const Eigen::MatrixXd& x) {
+      return plugin_score(*two_moons, th, x);
+    });
   };
   TrainingSettings st = quick_settings(1);
   const TrainingReport automatic = train_score_model(train, "train.h5", st, tmp.file("auto.h5"));

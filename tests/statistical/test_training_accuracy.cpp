@@ -16,7 +16,6 @@
 
 #include <filesystem>
 #include <functional>
-#include <span>
 
 namespace fsbi {
 namespace {
@@ -104,12 +103,11 @@ TEST(TrainerBoxPrior, TransformRemovesTheBoundaryBias) {
 }
 
 // A bundled simulator's analytic likelihood score (fsbi.likelihood-score/1), one pair per column.
+// Column-major d × n is the row-major n × d the plugin takes, so all pairs go in one call.
 Eigen::MatrixXd plugin_score(const Simulator& sim, const Eigen::MatrixXd& th, const Eigen::MatrixXd& x) {
   Eigen::MatrixXd s(th.rows(), th.cols());
-  for (Eigen::Index i = 0; i < th.cols(); ++i)
-    sim.likelihood_score(std::span<const double>(th.col(i).data(), static_cast<std::size_t>(th.rows())),
-                         std::span<const double>(x.col(i).data(), static_cast<std::size_t>(x.rows())),
-                         std::span<double>(s.col(i).data(), static_cast<std::size_t>(s.rows())));
+  sim.likelihood_score({th.data(), static_cast<std::size_t>(th.size())}, {x.data(), static_cast<std::size_t>(x.size())},
+                       {s.data(), static_cast<std::size_t>(s.size())});
   return s;
 }
 

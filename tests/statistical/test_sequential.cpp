@@ -17,23 +17,15 @@
 namespace fsbi {
 namespace {
 
-// E‖ŝ − s‖² / E‖s‖² over pairs, with s = (x − θ)/0.1 the exact gaussian_linear score.
-double relative_score_error(const ScoreModel& model, const SimulationData& fresh) {
-  const Eigen::Index d = fresh.theta.cols(), n = fresh.theta.rows();
-  const Eigen::MatrixXd th = Eigen::Map<const Eigen::MatrixXd>(fresh.theta.data(), d, n);
-  const Eigen::MatrixXd x = Eigen::Map<const Eigen::MatrixXd>(fresh.x.data(), d, n);
-  const Eigen::MatrixXd truth = (x - th) / 0.1;
-  return (model.score(th, x) - truth).squaredNorm() / truth.squaredNorm();
-}
+using test::relative_score_error;
 
-// The same at the observation itself, where the posterior uses the score: θ ~ p(θ | x_o) (the
-// fresh pairs' θ's), x = x_o.
+// The gaussian_linear score's relative error at the observation itself, where the posterior uses
+// the score: θ ~ p(θ | x_o) (the fresh pairs' θ's), x = x_o.
 double relative_score_error_at(const ScoreModel& model, const SimulationData& fresh, const std::vector<double>& xo) {
   const Eigen::Index d = fresh.theta.cols(), n = fresh.theta.rows();
-  const Eigen::MatrixXd th = Eigen::Map<const Eigen::MatrixXd>(fresh.theta.data(), d, n);
   const Eigen::MatrixXd x = Eigen::Map<const Eigen::VectorXd>(xo.data(), d).replicate(1, n);
-  const Eigen::MatrixXd truth = (x - th) / 0.1;
-  return (model.score(th, x) - truth).squaredNorm() / truth.squaredNorm();
+  return relative_score_error(model, Eigen::Map<const Eigen::MatrixXd>(fresh.theta.data(), d, n), x,
+                              test::gaussian_linear_score);
 }
 
 TEST(SequentialRounds, ThreeRoundsAreUnbiasedAndAsGoodAsTheSameBudgetOnThePrior) {

@@ -15,7 +15,6 @@
 #include <Eigen/LU>
 
 #include <filesystem>
-#include <functional>
 
 namespace fsbi {
 namespace {
@@ -23,22 +22,7 @@ namespace {
 using testing::HasSubstr;
 
 
-// The exact likelihood score of a task, one pair per column.
-using ExactScore = std::function<Eigen::MatrixXd(const Eigen::MatrixXd& theta, const Eigen::MatrixXd& x)>;
-
-// gaussian_linear: s = (x − θ)/0.1.
-Eigen::MatrixXd gaussian_linear_score(const Eigen::MatrixXd& th, const Eigen::MatrixXd& x) { return (x - th) / 0.1; }
-
-// E‖ŝ − s‖² / E‖s‖² over the pairs, against the exact score (gaussian_linear's unless given).
-double relative_score_error(const ScoreModel& model, const SimulationData& fresh,
-                            ExactScore exact = gaussian_linear_score) {
-  const Eigen::Index d = fresh.theta.cols(), k = fresh.x.cols(), n = fresh.theta.rows();
-  const Eigen::MatrixXd th = Eigen::Map<const Eigen::MatrixXd>(fresh.theta.data(), d, n);
-  const Eigen::MatrixXd x = Eigen::Map<const Eigen::MatrixXd>(fresh.x.data(), k, n);
-  const Eigen::MatrixXd truth = exact(th, x);
-  const Eigen::MatrixXd learned = model.score(th, x);
-  return (learned - truth).squaredNorm() / truth.squaredNorm();
-}
+using test::relative_score_error;
 
 TrainingSettings quick_settings(std::uint64_t seed) {
   TrainingSettings st;

@@ -198,6 +198,22 @@ std::vector<double> simulate_at(const Simulator& sim, std::uint64_t seed, const 
   return x;
 }
 
+Eigen::MatrixXd gaussian_linear_score(const Eigen::MatrixXd& theta, const Eigen::MatrixXd& x) {
+  return (x - theta) / 0.1;
+}
+
+double relative_score_error(const ScoreModel& model, const Eigen::MatrixXd& theta, const Eigen::MatrixXd& x,
+                            const ExactScore& exact) {
+  const Eigen::MatrixXd truth = exact(theta, x);
+  return (model.score(theta, x) - truth).squaredNorm() / truth.squaredNorm();
+}
+
+double relative_score_error(const ScoreModel& model, const SimulationData& pairs, const ExactScore& exact) {
+  const Eigen::Index d = pairs.theta.cols(), k = pairs.x.cols(), n = pairs.theta.rows();
+  return relative_score_error(model, Eigen::Map<const Eigen::MatrixXd>(pairs.theta.data(), d, n),
+                              Eigen::Map<const Eigen::MatrixXd>(pairs.x.data(), k, n), exact);
+}
+
 double expect_score_matches_central_differences(const Simulator& sim, const std::vector<double>& theta,
                                                 const std::vector<double>& x,
                                                 const std::function<double(const std::vector<double>&)>& log_lik,

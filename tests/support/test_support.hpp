@@ -3,6 +3,7 @@
 #pragma once
 
 #include "fsbi/plugin.hpp"
+#include "fsbi/score_model.hpp"
 #include "fsbi/simulation.hpp"
 
 #include <sys/types.h>
@@ -71,6 +72,17 @@ SimulationData simulate(const std::string& simulator, const std::string& dir, co
 SimulationData simulate_gaussian_linear(const std::string& dir, const std::string& name,
                                         const std::string& prior_spec, std::uint64_t n, std::uint64_t seed,
                                         const SimulatorOptions& options = {});
+
+// The exact likelihood score of a task at pairs given one per column (θ d × n, x k × n).
+using ExactScore = std::function<Eigen::MatrixXd(const Eigen::MatrixXd& theta, const Eigen::MatrixXd& x)>;
+// gaussian_linear's: (x − θ)/0.1.
+Eigen::MatrixXd gaussian_linear_score(const Eigen::MatrixXd& theta, const Eigen::MatrixXd& x);
+// E‖ŝ − s‖² / E‖s‖² of a model's score against the exact one at the given pairs.
+double relative_score_error(const ScoreModel& model, const Eigen::MatrixXd& theta, const Eigen::MatrixXd& x,
+                            const ExactScore& exact);
+// The same at simulated pairs (gaussian_linear's score unless given).
+double relative_score_error(const ScoreModel& model, const SimulationData& pairs,
+                            const ExactScore& exact = gaussian_linear_score);
 
 // Prints "[seed] <what> = <seed>" so a failing run can be reproduced, and returns the seed.
 std::uint64_t announce_seed(const std::string& what, std::uint64_t seed);

@@ -509,6 +509,8 @@ def c2st_blas(args):
 
 
 SCORE_MSE = re.compile(r"relative MSE .*= *([0-9.eE+-]+|nan|inf)")
+# score_error's per-pair line: "per-pair |s_hat - s| / |s|: quartiles Q1 MEDIAN Q3"
+SCORE_QUARTILES = re.compile(r"per-pair .*quartiles +(\S+) +(\S+) +(\S+)")
 
 
 def score_check(args, run):
@@ -526,9 +528,12 @@ def score_check(args, run):
             return None
         raise RuntimeError(f"score_error exited with {r.returncode}: {(r.stderr or r.stdout).strip()[-1000:]}")
     values = [float(v) for v in SCORE_MSE.findall(r.stdout)]
-    if len(values) != 2:
-        raise RuntimeError(f"score_error printed {len(values)} relative MSE lines, expected 2:\n{r.stdout[-1000:]}")
-    return {"prior": values[0], "posterior": values[1], "seconds": time.monotonic() - t0}
+    medians = [float(q[1]) for q in SCORE_QUARTILES.findall(r.stdout)]
+    if len(values) != 2 or len(medians) != 2:
+        raise RuntimeError(f"score_error printed {len(values)} relative MSE and {len(medians)} per-pair quartile "
+                           f"lines, expected 2 of each:\n{r.stdout[-1000:]}")
+    return {"prior": values[0], "posterior": values[1], "prior_median": medians[0], "posterior_median": medians[1],
+            "seconds": time.monotonic() - t0}
 
 
 def predictive_check(args, run):
@@ -655,8 +660,10 @@ def do_run(args, run, index, total):
         times = (f"{what} {record['wall']:.1f} s (" + ", ".join(
             f"{s} {st[s]:.1f}" if st.get(s) is not None else f"{s} —" for s in STAGES) + ")")
     if record.get("score_error"):
-        times += (f"; score rel. MSE {record['score_error']['prior']:.3g} on prior pairs, "
-                  f"{record['score_error']['posterior']:.3g} at the posterior")
+        se = record["score_error"]
+        times += f"; score rel. MSE {se['prior']:.3g} on prior pairs, {se['posterior']:.3g} at the posterior"
+        if "prior_median" in se:
+            times += f" (median per-pair error {se['prior_median']:.3g} and {se['posterior_median']:.3g})"
     if record.get("check"):
         times += (f"; fsbi check p = {record['check']['p']:.3g}"
                   + (" (FLAGGED: does not reproduce the observation)" if record["check"]["flagged"] else ""))
@@ -746,6 +753,9 @@ def build_table(args, runs, records, reused, started):
         "- score rel. MSE: E‖ŝ − s‖²/E‖s‖² of the learned Fisher score against the simulator's analytic "
         "likelihood score (build/bench/score_error), mean over the runs: on 3000 fresh prior pairs / at "
         "the run's own posterior samples with x = x_o; — where the simulator has none.",
+        "- score median error: the median over the same pairs of the per-pair ‖ŝ − s‖/‖s‖, mean over the runs "
+        "(not squared, and not carried by the few pairs with the largest scores, which can dominate the "
+        "relative MSE at a run's posterior, e.g. two_moons' samples off the ring).",
         "- check flags: observations whose posterior `fsbi check` (posterior predictive check, "
         "docs/diagnostics.md) flags as not reproducing the observation, of those checked.",
     ]
@@ -754,9 +764,9 @@ def build_table(args, runs, records, reused, started):
                      "their times are from when they ran.")
     lines += ["",
               "| mode | task | budget | obs done | C2ST | " + " | ".join(f"sbibm {a}" for a in algorithms) +
-              " | θ_true mean \\|z\\| | θ_true in 90 % | score rel. MSE prior / posterior | check flags | simulate s | train s | sample s "
+              " | θ_true mean \\|z\\| | θ_true in 90 % | score rel. MSE prior / posterior | score median error prior / posterior | check flags | simulate s | train s | sample s "
               "| run s | C2ST s | failures |",
-              "|---|---|---|---|---|" + "---|" * len(algorithms) + "---|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|" + "---|" * len(algorithms) + "---|---|---|---|---|---|---|---|---|---|---|"]
     failures = []
     exceeded = []
     run_of = {r.key: r for r in runs}
@@ -787,11 +797,15 @@ def build_table(args, runs, records, reused, started):
             scores = [r["score_error"] for r in ok if r.get("score_error")]
             score_cell = (f"{mean([v['prior'] for v in scores]):.3g} / {mean([v['posterior'] for v in scores]):.3g}"
                           if scores else "—")
+            # Records written before the median was recorded have none.
+            medians = [v for v in scores if "prior_median" in v]
+            median_cell = (f"{mean([v['prior_median'] for v in medians]):.3g} / "
+                           f"{mean([v['posterior_median'] for v in medians]):.3g}" if medians else "—")
             checked = [r["check"] for r in ok if r.get("check")]
             check_cell = f"{sum(c['flagged'] for c in checked)}/{len(checked)}" if checked else "—"
             stage_means = [mean([(r.get("stages") or {}).get(s) for r in ok]) for s in STAGES]
             row = [args.label, task, str(budget), f"{len(ok)}/{len(args.obs_list)}", c2s] + \
-                  [fmt(v, 3) for v in pub] + truth_cells + [score_cell, check_cell] + [fmt(v) for v in stage_means] + \
+                  [fmt(v, 3) for v in pub] + truth_cells + [score_cell, median_cell, check_cell] + [fmt(v) for v in stage_means] + \
                   [fmt(mean([r.get("wall") for r in ok if not r.get("model_from")])),
                    fmt(mean([r.get("c2st_seconds") for r in ok])),
                    str(len(bad)) if bad else "0"]

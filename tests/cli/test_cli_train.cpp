@@ -129,6 +129,62 @@ TEST_F(CliTrain, ScoreCommandReadsAndWritesCsvAndHdf5) {
       << "largest difference " << (Eigen::MatrixXd(sh.transpose()) - reloaded).cwiseAbs().maxCoeff();
 }
 
+// `fsbi score --log-likelihood`: the energy model's log-likelihood column is the potential of its
+// own score column, in θ (the box transform's Jacobian must not enter), and a vector model has none.
+TEST_F(CliTrain, ScoreCommandLogLikelihoodIsThePotentialOfTheScore) {
+  // A box prior, so that θ and the trained-on coordinates u differ by a nonlinear map.
+  const auto sim = run_fsbi({"simulate", "-s", "gaussian_linear", "--sim-opt", "dim=2", "--prior", "uniform(-1, 1)",
+                             "-n", "2000", "--seed", std::to_string(test::announce_seed("box simulation", 22)), "-o",
+                             tmp.file("box.h5"), "--quiet"});
+  ASSERT_EQ(sim.exit_code, 0) << sim.err;
+  const auto t = run_fsbi({"train", "--data", tmp.file("box.h5"), "-o", tmp.file("m.h5"), "--epochs", "5", "--quiet"});
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  // 401 points on a segment through the box, towards a corner, all at the same x.
+  constexpr int n = 401;
+  const Eigen::Vector2d a(-0.3, 0.2), b(0.9, -0.8);
+  {
+    std::ofstream th(tmp.file("path.csv")), x(tmp.file("x.csv"));
+    th.precision(17);
+    for (int i = 0; i < n; ++i) {
+      const Eigen::Vector2d p = a + (b - a) * (static_cast<double>(i) / (n - 1));
+      th << p(0) << ',' << p(1) << '\n';
+      x << "0.1,0.05\n";
+    }
+  }
+  const auto r = run_fsbi({"score", "--model", tmp.file("m.h5"), "--theta", tmp.file("path.csv"), "--x",
+                           tmp.file("x.csv"), "-o", tmp.file("s.csv"), "--log-likelihood"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("Fisher score and log-likelihood (up to a function of x) at 401 pairs"));
+  {
+    std::ifstream f(tmp.file("s.csv"));
+    std::string header;
+    std::getline(f, header);
+    EXPECT_EQ(header, "score_parameter_1,score_parameter_2,log_likelihood");
+  }
+  const Table s = read_table(tmp.file("s.csv"), 3, "score", "3 columns");
+  ASSERT_EQ(s.rows(), n);
+  // ℓ(b) − ℓ(a) = ∫ s(θ)·dθ along the segment, by the trapezoid rule (error ~1e-6 here: the
+  // path is 1.6 long and the score smooth); the network runs in single precision. The prior's
+  // log-Jacobian log|dθ/du| changes by 2.5 along the path, so a column that carried it would fail.
+  double integral = 0;
+  for (int i = 0; i + 1 < n; ++i)
+    integral += 0.5 * (s.row(i).head<2>() + s.row(i + 1).head<2>()).dot(b - a) / (n - 1);
+  const double difference = s(n - 1, 2) - s(0, 2);
+  std::printf("log-likelihood difference along the segment %.6f, integral of the score %.6f\n", difference, integral);
+  EXPECT_GT(std::abs(difference), 0.05) << "a model this flat cannot tell a wrong column from a right one";
+  EXPECT_NEAR(difference, integral, 1e-3 * (1 + std::abs(integral)));
+
+  const auto v = run_fsbi({"train", "--data", data(), "-o", tmp.file("v.h5"), "--epochs", "2", "--quiet",
+                           "--model-kind", "vector"});
+  ASSERT_EQ(v.exit_code, 0) << v.err;
+  const auto none = run_fsbi({"score", "--model", tmp.file("v.h5"), "--theta", tmp.file("path.csv"), "--x",
+                              tmp.file("x.csv"), "-o", tmp.file("v.csv"), "--log-likelihood"});
+  EXPECT_EQ(none.exit_code, 1);
+  EXPECT_THAT(none.err, HasSubstr("v.h5 is a vector score model"));
+  EXPECT_THAT(none.err, HasSubstr("--model-kind energy"));
+  EXPECT_FALSE(std::filesystem::exists(tmp.file("v.csv")));
+}
+
 TEST_F(CliTrain, ClearErrorsForForeignInputs) {
   {
     std::ofstream f(tmp.file("junk.h5"));

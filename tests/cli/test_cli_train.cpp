@@ -163,7 +163,7 @@ TEST_F(CliTrain, ScoreCommandLogLikelihoodIsThePotentialOfTheScore) {
   }
   const Table s = read_table(tmp.file("s.csv"), 3, "score", "3 columns");
   ASSERT_EQ(s.rows(), n);
-  // ℓ(b) − ℓ(a) = ∫ s(θ)·dθ along the segment, by the trapezoid rule (error ~1e-6 here: the
+  // ℓ(b) − ℓ(a) = ∫ s(θ)·dθ along the segment, by the trapezoid rule (error ~1e-5 here: the
   // path is 1.6 long and the score smooth); the network runs in single precision. The prior's
   // log-Jacobian log|dθ/du| changes by 2.5 along the path, so a column that carried it would fail.
   double integral = 0;

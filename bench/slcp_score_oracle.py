@@ -16,9 +16,17 @@ separates the two possible causes in PyTorch, on the task's exact definition
 
 * ``--objective nll`` (with ``--model gaussian``): maximum likelihood in x, as NLE trains.
 
-``--model gaussian`` replaces the vector network by an energy of Gaussian form in the
-standardised x, E = ½‖Lᵀ(x̂ − m)‖² − log det L, with m(u) and the Cholesky factor L(u) from a
-network of u alone (the family slcp's likelihood belongs to).
+* ``--objective joint`` (energy models): score matching of the joint density π(u)p(x|u) in
+  (u, x): the integration-by-parts objective above in u plus ``--x-weight`` times Hyvärinen's
+  in the standardised x, ‖∇x̂E‖² − 2Δx̂E. The x part fixes E up to a function of u, the u part up
+  to a function of x, so together they pin −E = log p(x|u) up to a constant; the x part reads
+  the precision in x directly, where the θ-score sees it only through a derivative.
+
+``--model energy`` is fsbi's default model: a scalar E(u, x) from 2 × 256 SiLU on the
+standardised (u, x) (fsbi feeds bounded features of u instead), score −∇u E. ``--model gaussian``
+replaces the vector network by an energy of Gaussian form in the standardised x,
+E = ½‖Lᵀ(x̂ − m)‖² − log det L, with m(u) and the Cholesky factor L(u) from a network of u alone
+(the family slcp's likelihood belongs to).
 
 ``--min-abs-scale C`` keeps only prior draws with |θ₃|, |θ₄| > C (away from the singular score
 near zero scale); ``--iid`` trains on the four 2-D points of each simulation as four pairs and
@@ -39,18 +47,21 @@ import numpy as np
 import torch
 
 p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-p.add_argument("--objective", choices=["ibp", "oracle", "nll"], default="ibp",
-               help="nll: maximum likelihood in x (--model gaussian only; the normalised Gaussian's −log p)")
+p.add_argument("--objective", choices=["ibp", "oracle", "nll", "joint"], default="ibp",
+               help="nll: maximum likelihood in x (--model gaussian only; the normalised Gaussian's −log p); "
+                    "joint: score matching in (u, x) (--model energy or gaussian)")
+p.add_argument("--x-weight", type=float, default=1.0, help="joint only: weight of the x part")
 p.add_argument("--weight", choices=["none", "median"], default="none", help="ibp only")
 p.add_argument("--relative", action="store_true", help="oracle only: relative regression")
 p.add_argument("--min-abs-scale", type=float, default=0.0)
 p.add_argument("--iid", action="store_true")
 p.add_argument("--output", choices=["linear", "sinh"], default="linear",
                help="map of the last layer: linear (fsbi today) or sinh (spans orders of magnitude)")
-p.add_argument("--model", choices=["vector", "gaussian"], default="vector",
+p.add_argument("--model", choices=["vector", "gaussian", "energy"], default="vector",
                help="vector: the network's output is the score (fsbi's vector model); gaussian: an energy "
                     "E = ½‖Lᵀ(x̂ − m)‖² − log det L with m(u), L(u) from a network of u alone (a "
-                    "conditional Gaussian likelihood, score −∇u E)")
+                    "conditional Gaussian likelihood, score −∇u E); energy: fsbi's default model, a scalar "
+                    "E(u, x) from 2 × 256 SiLU, score −∇u E")
 p.add_argument("--n", type=int, default=10000, help="simulations")
 p.add_argument("--epochs", type=int, default=300)
 p.add_argument("--lr", type=float, default=1e-3)
@@ -61,6 +72,8 @@ p.add_argument("--sbibm", default=str(Path(__file__).resolve().parents[2] / "sha
 a = p.parse_args()
 if a.objective == "nll" and a.model != "gaussian":
     p.error("--objective nll needs --model gaussian (a normalised density in x)")
+if a.objective == "joint" and a.model == "vector":
+    p.error("--objective joint needs an energy (--model energy or gaussian): the x part differentiates E in x")
 print(f"seed {a.seed}; {vars(a)}", flush=True)
 torch.manual_seed(a.seed)
 np.random.seed(a.seed)
@@ -163,7 +176,25 @@ class GaussianNet(torch.nn.Module):
             return -torch.autograd.grad(e.sum(), uu, create_graph=True)[0]
 
 
-net = (Net() if a.model == "vector" else GaussianNet()).double()
+class EnergyNet(torch.nn.Module):
+    """fsbi's default model: a scalar E(u, x) of the standardised inputs, score −∇u E."""
+
+    def __init__(self):
+        super().__init__()
+        self.f = torch.nn.Sequential(torch.nn.Linear(DIM + x.shape[1], 256), torch.nn.SiLU(),
+                                     torch.nn.Linear(256, 256), torch.nn.SiLU(), torch.nn.Linear(256, 1))
+
+    def energy(self, uu, xx):
+        return self.f(torch.cat([(uu - um) / us, (xx - xm) / xs], 1))[:, 0]
+
+    def forward(self, uu, xx):  # the score in u
+        with torch.enable_grad():
+            if not uu.requires_grad:
+                uu = uu.clone().requires_grad_(True)
+            return -torch.autograd.grad(self.energy(uu, xx).sum(), uu, create_graph=True)[0]
+
+
+net = {"vector": Net, "gaussian": GaussianNet, "energy": EnergyNet}[a.model]().double()
 
 
 def loss(idx):
@@ -173,6 +204,15 @@ def loss(idx):
     if a.objective == "oracle":
         r = ((net(uu, xx) - target_u[idx]) ** 2).sum(1)
         return (r / (1 + (target_u[idx] ** 2).sum(1)) if a.relative else r).mean()
+    if a.objective == "joint":
+        uu = uu.clone().requires_grad_(True)
+        xh = ((xx - xm) / xs).clone().requires_grad_(True)  # differentiate in the standardised x
+        gu, gx = torch.autograd.grad(net.energy(uu, xh * xs + xm).sum(), (uu, xh), create_graph=True)
+        lap_u = sum(torch.autograd.grad(gu[:, j].sum(), uu, create_graph=True)[0][:, j] for j in range(DIM))
+        lap_x = sum(torch.autograd.grad(gx[:, j].sum(), xh, create_graph=True)[0][:, j] for j in range(xh.shape[1]))
+        s = -gu
+        u_part = (s * s).sum(1) - 2 * lap_u + 2 * (s * (1 - 2 * torch.sigmoid(uu))).sum(1)
+        return (u_part + a.x_weight * ((gx * gx).sum(1) - 2 * lap_x)).mean()
     uu = uu.clone().requires_grad_(True)
     s = net(uu, xx)
     J = torch.stack([torch.autograd.grad(s[:, j].sum(), uu, create_graph=True)[0] for j in range(DIM)], 1)

@@ -21,6 +21,7 @@ the modes (docs/sampling.md#many-short-chains).
 """
 import argparse
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -37,10 +38,21 @@ p.add_argument("--points", type=int, default=500, help="grid points per axis")
 p.add_argument("--fsbi", default=str(Path(__file__).resolve().parents[1] / "build" / "bin" / "fsbi"))
 a = p.parse_args()
 
-x = np.loadtxt(a.observation, delimiter=",", skiprows=1, ndmin=1).reshape(-1)
+with open(a.observation) as f:
+    lines = [line for line in f.read().splitlines() if line.strip()]
+try:
+    x = np.array([float(v) for v in lines[-1].split(",")]) if len(lines) in (1, 2) else np.zeros(0)
+except ValueError:
+    x = np.zeros(0)
 if x.size != 2:
-    p.error(f"{a.observation}: expected one row of two values (a two_moons observation), got {x.size}")
-lo1, hi1, lo2, hi2 = (float(v) for v in a.box.split(","))
+    p.error(f"{a.observation}: expected one row of two numbers (a two_moons observation, after an "
+            f"optional header row)")
+try:
+    lo1, hi1, lo2, hi2 = (float(v) for v in a.box.split(","))
+except ValueError:
+    p.error(f"--box {a.box}: give four numbers θ₁ from,to,θ₂ from,to, e.g. 0.3,0.9995,-0.9995,-0.3")
+if not (-1 < lo1 < hi1 < 1 and -1 < lo2 < hi2 < 1):
+    p.error(f"--box {a.box}: the region must lie inside the prior's open box (−1, 1)² with from < to")
 g1, g2 = np.linspace(lo1, hi1, a.points), np.linspace(lo2, hi2, a.points)
 grid = np.array([(u, v) for u in g1 for v in g2])
 cell = np.array([g1[1] - g1[0], g2[1] - g2[0]])
@@ -49,8 +61,9 @@ with tempfile.TemporaryDirectory() as tmp:
     t, xs, out = (Path(tmp) / n for n in ("theta.csv", "x.csv", "score.csv"))
     np.savetxt(t, grid, delimiter=",", header="theta_1,theta_2", comments="")
     np.savetxt(xs, np.tile(x, (len(grid), 1)), delimiter=",", header="x_1,x_2", comments="")
-    subprocess.run([a.fsbi, "score", "-m", a.model, "--theta", str(t), "--x", str(xs), "-o", str(out),
-                    "--log-likelihood"], check=True, stdout=subprocess.DEVNULL)
+    if subprocess.run([a.fsbi, "score", "-m", a.model, "--theta", str(t), "--x", str(xs), "-o", str(out),
+                       "--log-likelihood"], stdout=subprocess.DEVNULL).returncode != 0:
+        sys.exit(f"two_moons_grid.py: `fsbi score` failed on {a.model} (its message is above)")
     model_ll = np.loadtxt(out, delimiter=",", skiprows=1)[:, 2]
 
 
@@ -69,12 +82,18 @@ rng = np.random.default_rng(0)
 
 
 def draws(ll, n=200_000):
+    if not np.isfinite(ll).any():
+        return None
     w = np.exp(ll - ll[np.isfinite(ll)].max())
     i = rng.choice(len(grid), n, p=w / w.sum())
-    return grid[i] + rng.uniform(-0.5, 0.5, (n, 2)) * cell  # uniform within the cell
+    jittered = grid[i] + rng.uniform(-0.5, 0.5, (n, 2)) * cell  # uniform within the cell,
+    return np.clip(jittered, [lo1, lo2], [hi1, hi2])              # kept inside the grid's region
 
 
 def describe(name, th):
+    if th is None or len(th) == 0:
+        print(f"  {name:8s} no mass in this mode within --box")
+        return
     d = np.minimum(1 - np.abs(th[:, 0]), 1 - np.abs(th[:, 1]))
     print(f"  {name:8s} distance to a face q05/q25/q50/q75 {np.round(np.quantile(d, [.05, .25, .5, .75]), 3)}; "
           f"θ₁ − θ₂ q05/q50/q95 {np.round(np.quantile(th[:, 0] - th[:, 1], [.05, .5, .95]), 3)}")
@@ -95,6 +114,7 @@ for sign, label in ((1, "θ₁ + θ₂ > 0"), (-1, "θ₁ + θ₂ < 0")):
         print(f"  samples: share {np.mean(np.sign(sampled.sum(1)) == sign):.3f}")
 for name, ll in (("model", model_ll), ("exact", true_ll)):
     top = ll[np.isfinite(ll)].max()
-    mass = [np.log(np.exp(ll[np.sign(grid.sum(1)) == s] - top).sum()) for s in (1, -1)]
+    with np.errstate(divide="ignore"):
+        mass = [np.log(np.exp(ll[np.sign(grid.sum(1)) == s] - top).sum()) for s in (1, -1)]
     print(f"log mass of θ₁ + θ₂ > 0 minus θ₁ + θ₂ < 0, {name}: {mass[0] - mass[1]:.2f} nats "
           f"(share of the first: {1 / (1 + np.exp(mass[1] - mass[0])):.3f})")

@@ -42,12 +42,12 @@ def energy(t,xx):
     a=(t-tm)/ts; b=(xx-xm)/xs
     b=(b-a@B)/rs
     return net(torch.cat([a,b],1))[:,0]
-def score(t,xx,create=False):
+def score(t,xx):  # −∇θ E and the θ it was taken at (for the divergence)
     t=t.clone().requires_grad_(True)
     e=energy(t,xx); g=torch.autograd.grad(e.sum(),t,create_graph=True)[0]
     return -g,t
 def loss(idx):
-    s,t=score(th[idx],x[idx],True)
+    s,t=score(th[idx],x[idx])
     div=sum(torch.autograd.grad(s[:,j].sum(),t,create_graph=True)[0][:,j] for j in range(d))
     return ((s*s).sum(1)+2*div+2*(s*(-t)).sum(1)).mean()
 perm=torch.randperm(n); val,tr=perm[:n//10],perm[n//10:]

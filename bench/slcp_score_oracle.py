@@ -111,6 +111,10 @@ def dtheta_du(u):
     return (HI - LO) * s * (1 - s)
 
 
+def prior_score_u(u):  # ∇u log π_u for the box prior in logistic coordinates
+    return 1 - 2 * torch.sigmoid(u)
+
+
 def u_of_theta(th):
     q = (th - LO) / (HI - LO)
     return torch.log(q) - torch.log1p(-q)
@@ -211,13 +215,13 @@ def loss(idx):
         lap_u = sum(torch.autograd.grad(gu[:, j].sum(), uu, create_graph=True)[0][:, j] for j in range(DIM))
         lap_x = sum(torch.autograd.grad(gx[:, j].sum(), xh, create_graph=True)[0][:, j] for j in range(xh.shape[1]))
         s = -gu
-        u_part = (s * s).sum(1) - 2 * lap_u + 2 * (s * (1 - 2 * torch.sigmoid(uu))).sum(1)
+        u_part = (s * s).sum(1) - 2 * lap_u + 2 * (s * prior_score_u(uu)).sum(1)
         return (u_part + a.x_weight * ((gx * gx).sum(1) - 2 * lap_x)).mean()
     uu = uu.clone().requires_grad_(True)
     s = net(uu, xx)
     J = torch.stack([torch.autograd.grad(s[:, j].sum(), uu, create_graph=True)[0] for j in range(DIM)], 1)
     div = J.diagonal(dim1=1, dim2=2).sum(1)
-    prior_score = 1 - 2 * torch.sigmoid(uu)
+    prior_score = prior_score_u(uu)
     q = (s * s).sum(1).detach()
     if a.weight == "median":
         c = q.median()

@@ -3,10 +3,8 @@
 
 two_moons has two parameters, so the posterior a trained energy model implies can be computed
 without any sampler: `fsbi score --log-likelihood` gives the model's log p̂(x_o | θ) (up to a
-constant) on a grid, and the task's definition (../shared/sbibm/TASKS.md) gives the exact
-likelihood: x = (r cos a + 0.25, r sin a) + (−|θ₁ + θ₂|/√2, (−θ₁ + θ₂)/√2), a ~ U(−π/2, π/2),
-r ~ N(0.1, 0.01²), so p(x | θ) = N(ρ; 0.1, 0.01²)/(πρ) in the polar coordinates (ρ, φ) of
-x − shift − (0.25, 0), and 0 outside |φ| < π/2. The prior is uniform on [−1, 1]².
+constant) on a grid, and the task's definition gives the exact likelihood (two_moons_exact.py,
+shared with two_moons_iid.py). The prior is uniform on [−1, 1]².
 
 For each of the two modes (θ₁ + θ₂ > 0 and < 0) it prints, for draws from the grid posterior of
 the exact likelihood, of the model, and (with --samples) of a posterior sample file: quantiles of
@@ -27,6 +25,9 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from two_moons_exact import log_likelihood  # noqa: E402
 
 p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 p.add_argument("--model", required=True, help="fsbi model or run file (an energy model of two_moons)")
@@ -67,17 +68,7 @@ with tempfile.TemporaryDirectory() as tmp:
     model_ll = np.loadtxt(out, delimiter=",", skiprows=1)[:, 2]
 
 
-def exact_ll(theta):
-    shift1 = -np.abs(theta[:, 0] + theta[:, 1]) / np.sqrt(2)
-    shift2 = (-theta[:, 0] + theta[:, 1]) / np.sqrt(2)
-    px, py = x[0] - shift1 - 0.25, x[1] - shift2
-    rho, phi = np.hypot(px, py), np.arctan2(py, px)
-    with np.errstate(divide="ignore"):
-        ll = -0.5 * ((rho - 0.1) / 0.01) ** 2 - np.log(0.01 * np.sqrt(2 * np.pi)) - np.log(np.pi * rho)
-    return np.where(np.abs(phi) < np.pi / 2, ll, -np.inf)
-
-
-true_ll = exact_ll(grid)
+true_ll = log_likelihood(grid[:, 0], grid[:, 1], x)
 rng = np.random.default_rng(0)
 
 
@@ -104,8 +95,9 @@ if a.samples:
     theta = h5py.File(a.samples, "r")["/posterior/theta"][()]
     sampled = theta.reshape(-1, theta.shape[-1])
 print(f"grid {a.points} × {a.points} over θ₁ ∈ [{lo1}, {hi1}], θ₂ ∈ [{lo2}, {hi2}]; x_o = {x}")
+modes = {sign: np.sign(grid.sum(1)) == sign for sign in (1, -1)}
 for sign, label in ((1, "θ₁ + θ₂ > 0"), (-1, "θ₁ + θ₂ < 0")):
-    mode = np.sign(grid.sum(1)) == sign
+    mode = modes[sign]
     print(f"mode {label}:")
     describe("exact", draws(np.where(mode, true_ll, -np.inf)))
     describe("model", draws(np.where(mode, model_ll, -np.inf)))
@@ -115,6 +107,6 @@ for sign, label in ((1, "θ₁ + θ₂ > 0"), (-1, "θ₁ + θ₂ < 0")):
 for name, ll in (("model", model_ll), ("exact", true_ll)):
     top = ll[np.isfinite(ll)].max()
     with np.errstate(divide="ignore"):
-        mass = [np.log(np.exp(ll[np.sign(grid.sum(1)) == s] - top).sum()) for s in (1, -1)]
+        mass = [np.log(np.exp(ll[modes[sign]] - top).sum()) for sign in (1, -1)]
     print(f"log mass of θ₁ + θ₂ > 0 minus θ₁ + θ₂ < 0, {name}: {mass[0] - mass[1]:.2f} nats "
           f"(share of the first: {1 / (1 + np.exp(mass[1] - mass[0])):.3f})")

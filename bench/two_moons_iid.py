@@ -27,6 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 from c2st import c2st  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from two_moons_exact import log_likelihood  # noqa: E402
+
 p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 p.add_argument("--num-observations", type=int, help="i.i.d. observations to draw (≥ 1)")
 p.add_argument("--observation", help="use these observations instead of drawing them (CSV, header data_1,data_2)")
@@ -71,24 +74,10 @@ if args.write:
     print(f"wrote {args.write}")
 
 
-def log_posterior(t0, t1):
-    """Σᵢ log p(xᵢ|θ) on arrays of θ (the uniform prior is a constant inside the box)."""
-    total = np.zeros(np.broadcast(t0, t1).shape)
-    shift0 = 0.25 - np.abs(t0 + t1) / np.sqrt(2)
-    shift1 = (t1 - t0) / np.sqrt(2)
-    for x0, x1 in obs:
-        p0, p1 = x0 - shift0, x1 - shift1
-        r = np.hypot(p0, p1)
-        with np.errstate(divide="ignore"):
-            ll = -0.5 * ((r - 0.1) / 0.01) ** 2 - np.log(np.pi * r * 0.01 * np.sqrt(2 * np.pi))
-        total += np.where(p0 > 0, ll, -np.inf)
-    return total
-
-
 def grid(lo0, hi0, lo1, hi1, m):
     g0, g1 = np.linspace(lo0, hi0, m), np.linspace(lo1, hi1, m)
     t0, t1 = np.meshgrid(g0, g1, indexing="ij")
-    lp = log_posterior(t0, t1)
+    lp = log_likelihood(t0, t1, obs)  # the uniform prior is a constant inside the box
     return g0, g1, lp
 
 
